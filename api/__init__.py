@@ -1,0 +1,1 @@
+"""The HTTP API for SOC analysts, agency IT and compliance teams (FastAPI)."""

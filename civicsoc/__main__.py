@@ -1,0 +1,3 @@
+from civicsoc.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Detection: Sigma rules evaluated on every event as it streams in, and hunts over stored events."""
