@@ -328,3 +328,12 @@ def test_record_queries_are_checked(store: Store) -> None:
         store.incidents.list(Scope.all(), RecordQuery.where({"nonsense": "x"}))
     with pytest.raises(InvalidQuery, match="no searchable field"):
         store.alerts.list(Scope.all(), RecordQuery.where({"fields": "x"}))
+
+
+def test_reading_an_empty_store_finds_nothing(store: Store) -> None:
+    query = EventQuery(EVERYTHING)
+    assert list(store.iter_events(Scope.of("nobody"), query)) == []
+    assert store.search_events(Scope.all(), query).items == []
+    assert store.count_events(Scope.all(), query) == 0
+    assert store.aggregate_events(Scope.all(), query, DateHistogram(timedelta(days=1))) == []
+    assert store.apply_retention(1).removed == ()

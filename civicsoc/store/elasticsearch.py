@@ -261,8 +261,13 @@ class ElasticsearchStore(Store):
 
     def iter_events(self, scope: Scope, query: EventQuery, *, batch_size: int = 1000) -> Iterator[Event]:
         """A point in time keeps the view fixed while batches are read, however long that takes."""
-        pit = self.call("open a point in time", self.client.open_point_in_time, keep_alive="2m",
-                        **self._search_options(scope))
+        try:
+            pit = self.client.open_point_in_time(index=self.event_indices(scope), keep_alive="2m",
+                                                 ignore_unavailable=True)
+        except NotFoundError:
+            return  # no event index of these tenants exists yet
+        except (ApiError, TransportError) as exc:
+            raise StoreError(self.url, f"open a point in time: {describe_error(exc)}") from None
         pit_id = pit["id"]
         try:
             search_after = None
@@ -304,7 +309,8 @@ class ElasticsearchStore(Store):
             agg = {"date_histogram": {"field": "@timestamp", "fixed_interval": f"{seconds}s", "min_doc_count": 1}}
         response = self.call("aggregate events", self.client.search, **self._search_options(scope),
                              query=self._event_query(scope, query), size=0, aggs={"result": agg})
-        buckets = response["aggregations"]["result"]["buckets"]
+        # no index of the scope exists yet → no "aggregations" in the response at all
+        buckets = response.body.get("aggregations", {}).get("result", {}).get("buckets", [])
         if isinstance(aggregation, Terms):
             return [Bucket(bucket["key"], bucket["doc_count"]) for bucket in buckets]
         return [Bucket(datetime.fromtimestamp(bucket["key"] / 1000, UTC), bucket["doc_count"]) for bucket in buckets]

@@ -1,0 +1,103 @@
+"""What every source yields, and the stamping every event gets on its way out of a source.
+
+A source reads its input and yields ``Item``s: an ``Event`` (already ECS, stamped by
+``CollectorContext.event``) or a ``DeadLetter`` (input it could not parse), each with the
+``Checkpoint`` to commit once it is safely stored. Sources never write to the store: the shipper
+batches, stores, and only then commits checkpoints, which is what makes delivery at-least-once.
+
+Mappers (raw record → ECS dict) are pure functions in ``collectors/ecs/``; the source calls them
+and hands their output to ``CollectorContext.event``.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from civicsoc import __version__
+from civicsoc.event import Event, event_id, format_timestamp
+
+DEAD_LETTER_RAW_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where to resume a source: everything before ``offset`` of ``source`` is safely stored.
+
+    ``source`` is a stable identity of the input (a file's identity, a listener's address);
+    ``offset`` the next byte, record number or frame to read.
+    """
+
+    source: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Input that could not become an event: kept, counted, never silently dropped."""
+
+    location: str
+    """Where a person finds it: ``/var/log/auth.log:1234``, ``Security.evtx record 77``."""
+    reason: str
+    """What was wrong and what was expected."""
+    raw: str
+    """The input as text (bytes decoded with backslash escapes), cut at 64 KiB."""
+
+    @classmethod
+    def of(cls, location: str, reason: str, raw: bytes | str) -> DeadLetter:
+        text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
+        if len(text) > DEAD_LETTER_RAW_LIMIT:
+            text = text[:DEAD_LETTER_RAW_LIMIT] + f"... [{len(text) - DEAD_LETTER_RAW_LIMIT} more characters]"
+        return cls(location=location, reason=reason, raw=text)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One thing a source produced, and the checkpoint that is safe to commit once it is stored."""
+
+    value: Event | DeadLetter
+    checkpoint: Checkpoint | None = None
+
+
+@dataclass(frozen=True)
+class CollectorContext:
+    """Who collects for whom: the tenant and the agent stamped on every event."""
+
+    tenant: str
+    agent_id: str = "civicsoc-ingest"
+    agent_name: str = field(default_factory=socket.gethostname)
+    agent_type: str = "civicsoc"
+    keep_original: bool = True
+    """Keep the raw record in ``event.original`` (ECS); off saves space but loses the evidence."""
+
+    def event(
+        self,
+        fields: dict[str, Any],
+        *,
+        timestamp: datetime,
+        source: str,
+        position: str | int,
+        module: str,
+        dataset: str,
+        original: str | None = None,
+        ingested: datetime | None = None,
+    ) -> Event:
+        """Stamp a mapper's ECS dict (in place) and wrap it as an ``Event``.
+
+        The id hashes tenant, ``source`` and ``position``: reading the same record again yields the
+        same id, which the store turns into a no-op.
+        """
+        event = fields.setdefault("event", {})
+        event.setdefault("kind", "event")
+        event["module"] = module
+        event["dataset"] = dataset
+        event["ingested"] = format_timestamp(ingested or datetime.now(UTC))
+        if original is not None and self.keep_original:
+            event["original"] = original
+        fields["agent"] = {"id": self.agent_id, "name": self.agent_name, "type": self.agent_type,
+                           "version": __version__}
+        fields.setdefault("ecs", {"version": "8.17.0"})
+        return Event.from_ecs(fields, tenant=self.tenant, timestamp=timestamp,
+                              id=event_id(self.tenant, source, position))
