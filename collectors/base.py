@@ -12,14 +12,39 @@ and hands their output to ``CollectorContext.event``.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from civicsoc import __version__
+from civicsoc.errors import CivicsocError
 from civicsoc.event import Event, event_id, format_timestamp
 
 DEAD_LETTER_RAW_LIMIT = 64 * 1024
+
+
+class ParseError(CivicsocError):
+    """A record is not of the expected shape. The message says what was expected (and, where it
+    knows, which field); the source adds the location and dead-letters the record."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    """What a line or record mapper returns: the event time, the ECS fields, and their dataset."""
+
+    timestamp: datetime
+    fields: dict[str, Any]
+    module: str
+    """ECS ``event.module``: ``system``, ``auditd``, ``nginx``, ``windows``, ``sysmon`` ..."""
+    dataset: str
+    """ECS ``event.dataset``: ``system.auth``, ``auditd.log``, ``nginx.access`` ..."""
+
+
+LineParser = Callable[[str], Mapped]
+"""Parses one line of a log (without its line break) or raises ``ParseError``. Mappers that need
+the current year or a time zone (RFC 3164 timestamps carry neither) take them as keyword
+arguments and are bound with ``functools.partial``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +84,10 @@ class Item:
 
     value: Event | DeadLetter
     checkpoint: Checkpoint | None = None
+
+
+Sink = Callable[[Item], None]
+"""Where a push source (syslog, live capture) hands its items. It may block: that is backpressure."""
 
 
 @dataclass(frozen=True)
