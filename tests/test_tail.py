@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from civicsoc.event import Event
 from collectors.base import CollectorContext, DeadLetter, Item
 from collectors.ecs.ndjson import parse_ndjson_line
 from collectors.tail import INVALID_UTF8_TAG, Tailer, read_file_once
-from civicsoc.event import Event
 
 ZEEK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "zeek-sample-logs" / "zeek-json"
 CONTEXT = CollectorContext(tenant="agency-a", agent_id="test")
