@@ -7,7 +7,9 @@ fix, not a traceback.
 
 from __future__ import annotations
 
+import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -87,6 +89,83 @@ def serve(
         store.close()
 
 
+class IngestType(StrEnum):
+    auto = "auto"
+    evtx = "evtx"
+    pcap = "pcap"
+    syslog = "syslog"
+    auth = "auth"
+    audit = "audit"
+    access = "access"
+    ndjson = "ndjson"
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (read recursively) to import", exists=True)],
+    kind: Annotated[IngestType, typer.Option("--type", help="Input kind; auto tells it from magic bytes and content")]
+    = IngestType.auto,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (agency) the events belong to (default: default_tenant)")]
+    = None,
+    store_url: Annotated[str | None, typer.Option("--store", help="Store URL (overrides config)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Import files once: EVTX, pcap, syslog/auth, auditd, access logs, NDJSON. Re-running adds nothing."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from civicsoc.store import open_store
+    from collectors.base import CollectorContext
+    from collectors.ingest import ingest_files
+
+    if store_url:
+        state.store = store_url
+    config = settings()
+    context = CollectorContext(tenant=_tenant(tenant or config.default_tenant), agent_id="civicsoc-ingest")
+    from collectors.sources import expand_paths
+
+    total_files = len(expand_paths(paths))
+    with open_store(config) as store, Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+        TextColumn("{task.fields[events]} events"), TimeElapsedColumn(),
+        console=err, transient=True, disable=as_json or not err.is_terminal,
+    ) as progress:
+        task = progress.add_task("ingesting", total=total_files, events=0)
+        finished: dict[Path, int] = {}
+
+        def report(path: Path, events: int) -> None:
+            finished[path] = events
+            done = sum(1 for p in finished if p != path)
+            progress.update(task, description=path.name[:40], completed=done, events=sum(finished.values()))
+
+        summary = ingest_files(paths, store, context, state_dir=config.data_dir / "ingest",
+                               kind=None if kind == IngestType.auto else kind.value, progress=report)
+    if as_json:
+        out.print_json(json.dumps(summary.as_dict()))
+    else:
+        for path, reason in summary.failed:
+            where = reason if path in reason else f"{path}: {reason}"
+            err.print(f"[red]failed:[/red] {where}", highlight=False, soft_wrap=True)
+        if summary.skipped:
+            err.print(f"skipped {len(summary.skipped)} files of no known kind (e.g. {summary.skipped[0][0]})",
+                      highlight=False, soft_wrap=True)
+        if summary.dead_letter_file:
+            err.print(f"dead letters (with reasons): {summary.dead_letter_file}", highlight=False, soft_wrap=True)
+        out.print(summary.line(), highlight=False, soft_wrap=True)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _tenant(name: str) -> str:
+    import re
+
+    from civicsoc.config import TENANT_PATTERN
+    from civicsoc.errors import ConfigError
+
+    if not re.match(TENANT_PATTERN, name):
+        raise ConfigError([f"tenant {name!r}: expected lowercase letters, digits, '_' and '-' (at most 63)"])
+    return name
+
+
 @store_app.command("check")
 def store_check(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
@@ -106,8 +185,6 @@ def store_check(
             "incidents": store.incidents.count(scope, RecordQuery()),
         }
     if as_json:
-        import json
-
         out.print_json(json.dumps(report))
         return
     out.print(f"[green]ok[/green] {report['backend']} at {report['store']}: "
