@@ -19,7 +19,7 @@ from rich.table import Table
 
 from civicsoc import __version__
 from civicsoc.config import Settings, load_settings
-from civicsoc.errors import CivicsocError
+from civicsoc.errors import CivicsocError, ConfigError
 
 app = typer.Typer(
     name="civicsoc",
@@ -32,8 +32,8 @@ config_app = typer.Typer(help="Show the effective configuration.", no_args_is_he
 app.add_typer(store_app, name="store")
 app.add_typer(config_app, name="config")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML config file (default: $CIVICSOC_CONFIG or ./civicsoc.yaml)")
@@ -155,6 +155,42 @@ def ingest(
         raise typer.Exit(1)
 
 
+@app.command()
+def collect(
+    config_file: Annotated[Path, typer.Option("--config", "-c", help="The collector's YAML file (see deploy/)")],
+    check: Annotated[bool, typer.Option("--check", help="Only validate the file; report every problem")] = False,
+) -> None:
+    """Run the sources of a collector file until stopped (SIGTERM or Ctrl-C drains and commits)."""
+    import logging
+    import signal
+    import threading
+
+    from civicsoc.store import open_store
+    from collectors.config import load_collector_config
+    from collectors.runner import Collector
+
+    collector_config = load_collector_config(config_file)
+    if check:
+        out.print(f"[green]ok[/green] {config_file}: collector {collector_config.collector_id} for tenant "
+                  f"{collector_config.tenant}, {len(collector_config.sources)} sources: "
+                  + ", ".join(f"{s.name} ({s.type})" for s in collector_config.sources), highlight=False)
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = settings()
+    if collector_config.store is not None:
+        config = config.model_copy(update={"store": collector_config.store})
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with open_store(config) as store:
+        collector = Collector(collector_config, store)
+        drained = collector.run(stop, ready=lambda: err.print(
+            f"collector {collector_config.collector_id} running {len(collector_config.sources)} sources into "
+            f"{store.url}; metrics in {collector_config.state_dir / 'metrics.json'}", highlight=False))
+    if not drained:
+        raise typer.Exit(3)
+
+
 def _tenant(name: str) -> str:
     import re
 
@@ -231,6 +267,14 @@ def main() -> None:
     """Console-script entry point: turns civicsoc's own errors into one line and exit status 2."""
     try:
         app()
+    except ConfigError as exc:
+        if len(exc.problems) == 1:
+            err.print(f"[red]error:[/red] invalid configuration: {exc.problems[0]}", highlight=False)
+        else:
+            err.print(f"[red]error:[/red] invalid configuration, {len(exc.problems)} problems:", highlight=False)
+            for problem in exc.problems:
+                err.print(f"  {problem}", highlight=False)
+        sys.exit(2)
     except CivicsocError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(2)
