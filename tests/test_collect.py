@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from civicsoc.store import EventQuery, Scope
@@ -30,7 +31,7 @@ sources:
     return path
 
 
-def wait_for(predicate, timeout: float = 120, what: str = "condition") -> None:  # noqa: ANN001
+def wait_for(predicate: Callable[[], bool], timeout: float = 120, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -53,7 +54,7 @@ sources:
     tcp_port: null
     colour: blue
 """)
-    code, out, err = run("collect", "--config", str(bad), "--check", env={})
+    code, _, err = run("collect", "--config", str(bad), "--check", env={})
     assert code == 2
     assert f"{bad}:1: tenant: String should match pattern" in err
     assert f"{bad}:5: sources[0].paths: Field required" in err
@@ -64,7 +65,7 @@ sources:
     fixed = bad.read_text().replace("City Hall", "city-hall").replace("Mars/Olympus", "UTC")
     fixed = fixed.replace("    format: auth\n", "    format: auth\n    paths: [/var/log/auth.log]\n")
     bad.write_text(fixed.replace("    colour: blue\n", ""))
-    code, out, err = run("collect", "--config", str(bad), "--check", env={})
+    code, _out, err = run("collect", "--config", str(bad), "--check", env={})
     assert code == 2
     assert f"{bad}:10: sources[1]: Value error, give udp_port, tcp_port or both" in err
 
@@ -83,7 +84,7 @@ def test_sigterm_drains_and_commits(tmp_path: Path) -> None:
     with log.open("ab") as handle:
         handle.write(b"".join((tmp_path / "more.ndjson").read_bytes().splitlines(keepends=True)[3000:]))
     process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=120)
+    _out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     assert count() == 3500
     checkpoints = json.loads((tmp_path / "state" / "checkpoints.json").read_text())
