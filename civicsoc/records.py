@@ -90,9 +90,17 @@ class Alert(Record):
     severity: Severity
     tags: list[str] = []
     techniques: list[str] = []
+    tactics: list[str] = []
     event_ids: list[str] = []
     hosts: list[str] = []
     users: list[str] = []
+    ips: list[str] = []
+    domains: list[str] = []
+    hashes: list[str] = []
+    correlation: bool = False
+    """A correlation rule's alert: it stands for several events."""
+    origin: str = "stream"
+    """``stream`` (matched on ingest) or ``hunt`` (found by a retro-hunt)."""
     fields: dict[str, Any] = {}
     """Key fields of the matched event, kept so triage needs no event look-up."""
     status: AlertStatus = AlertStatus.new
@@ -115,8 +123,12 @@ class Incident(Record):
     alert_ids: list[str] = []
     rule_ids: list[str] = []
     techniques: list[str] = []
+    tactics: list[str] = []
     hosts: list[str] = []
     users: list[str] = []
+    ips: list[str] = []
+    domains: list[str] = []
+    hashes: list[str] = []
     duplicate_of: str | None = None
     first_seen: UtcDateTime
     last_seen: UtcDateTime

@@ -337,3 +337,13 @@ def test_reading_an_empty_store_finds_nothing(store: Store) -> None:
     assert store.count_events(Scope.all(), query) == 0
     assert store.aggregate_events(Scope.all(), query, DateHistogram(timedelta(days=1))) == []
     assert store.apply_retention(1).removed == ()
+
+
+def test_the_largest_page_works_and_a_larger_one_is_refused(loaded: Store, events_a: list[Event]) -> None:
+    page = loaded.search_events(Scope.of(A), EventQuery(EVERYTHING), limit=5000)
+    assert len(page.items) == min(5000, len(events_a))
+    assert loaded.incidents.list(Scope.all(), RecordQuery(limit=5000)).items == []
+    with pytest.raises(InvalidQuery, match="limit"):
+        loaded.search_events(Scope.of(A), EventQuery(EVERYTHING), limit=5001)
+    with pytest.raises(InvalidQuery, match="limit"):
+        RecordQuery(limit=5001)

@@ -26,6 +26,14 @@ R = TypeVar("R", bound=Record)
 T = TypeVar("T")
 
 FIELD_NAME = re.compile(r"^[A-Za-z0-9_@][A-Za-z0-9_@.\-]*$")
+MAX_PAGE = 5000
+"""The largest page a list or search returns (Elasticsearch refuses windows over 10,000 hits)."""
+
+
+def check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidQuery(f"limit: expected 1..{MAX_PAGE}, got {limit}; page with the cursor for more")
+    return limit
 
 
 def check_field_name(name: str) -> str:
@@ -132,8 +140,7 @@ class RecordQuery:
         return cls(filters=normalize_filters(filters or {}), **options)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.limit <= 10_000:
-            raise InvalidQuery(f"limit: expected 1..10000, got {self.limit}")
+        check_limit(self.limit)
         if (self.time_field is None) != (self.time is None):
             raise InvalidQuery("time range: give both time_field and time, or neither")
 

@@ -53,6 +53,7 @@ from civicsoc.store.base import (
     Terms,
     Versioned,
     check_field_name,
+    check_limit,
     decode_cursor,
     encode_cursor,
     retention_cutoff,
@@ -88,7 +89,11 @@ def describe_error(exc: Exception) -> str:
     if isinstance(exc, ApiError):
         error = exc.body.get("error") if isinstance(exc.body, dict) else None
         if isinstance(error, dict):
-            return f"HTTP {exc.meta.status}: {error.get('type')}: {error.get('reason')}"
+            text = f"HTTP {exc.meta.status}: {error.get('type')}: {error.get('reason')}"
+            causes = error.get("root_cause") or []
+            if causes and causes[0].get("reason") != error.get("reason"):
+                text += f" ({causes[0].get('type')}: {causes[0].get('reason')})"
+            return text
         return f"HTTP {exc.meta.status}: {exc.message}"
     if isinstance(exc, ConnectionTimeout):
         return "cannot connect (timed out)"
@@ -244,6 +249,7 @@ class ElasticsearchStore(Store):
 
     def search_events(self, scope: Scope, query: EventQuery, *, limit: int = 100, cursor: str | None = None,
                       descending: bool = False) -> Page[Event]:
+        check_limit(limit)
         order = "desc" if descending else "asc"
         body: dict[str, Any] = {
             "query": self._event_query(scope, query),

@@ -38,6 +38,7 @@ from civicsoc.store.base import (
     Terms,
     Versioned,
     check_field_name,
+    check_limit,
     decode_cursor,
     encode_cursor,
     retention_cutoff,
@@ -237,6 +238,7 @@ class SqliteStore(Store):
 
     def search_events(self, scope: Scope, query: EventQuery, *, limit: int = 100, cursor: str | None = None,
                       descending: bool = False) -> Page[Event]:
+        check_limit(limit)
         where = self._event_where(scope, query)
         if cursor is not None:
             ts, event_id = decode_cursor(cursor, "@timestamp", descending)
