@@ -51,6 +51,9 @@ class TailSource(_Source):
 
 
 class TlsSettings(_Model):
+    """RFC 5425 syslog over TLS, on a port of its own."""
+
+    port: int = Field(default=6514, ge=0, le=65535)
     certificate: Path
     key: Path
     client_ca: Path | None = Field(default=None, description="Require client certificates signed by this CA")
@@ -71,8 +74,8 @@ class SyslogSource(_Source):
 
     @model_validator(mode="after")
     def _some_port(self) -> SyslogSource:
-        if self.udp_port is None and self.tcp_port is None:
-            raise ValueError("give udp_port, tcp_port or both")
+        if self.udp_port is None and self.tcp_port is None and self.tls is None:
+            raise ValueError("give udp_port, tcp_port or tls (or several)")
         return self
 
 

@@ -116,7 +116,7 @@ class Collector:
 
         parser = line_parser(source.format)
         if source.format in ("syslog", "auth"):
-            from collectors.ecs.linux import parse_syslog_line
+            from collectors.ecs.syslog import parse_syslog_line
 
             parser = partial(_now_bound, parse_syslog_line, zone(source.timezone))
         tailer = Tailer(source.paths, parser, self.context, committed=self.shipper.committed_offset,
@@ -146,7 +146,8 @@ class Collector:
 
         tls = None
         if source.tls is not None:
-            tls = TlsConfig(certificate=source.tls.certificate, key=source.tls.key, client_ca=source.tls.client_ca)
+            tls = TlsConfig(certfile=source.tls.certificate, keyfile=source.tls.key, port=source.tls.port,
+                            client_ca_file=source.tls.client_ca)
         server = SyslogServer(self.context, self.sink(source.name), host=source.host, udp_port=source.udp_port,
                               tcp_port=source.tcp_port, tls=tls, max_message_size=source.max_message_bytes,
                               tz=zone(source.timezone))

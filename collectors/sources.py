@@ -68,7 +68,7 @@ def line_parser(kind: FileKind, *, now: datetime | None = None) -> LineParser:
     """The parser for a line-based kind (RFC 3164 timestamps get their year from ``now``)."""
     moment = now or datetime.now(UTC)
     if kind in ("syslog", "auth"):
-        from collectors.ecs.linux import parse_syslog_line
+        from collectors.ecs.syslog import parse_syslog_line
 
         return partial(parse_syslog_line, now=moment)
     if kind == "audit":

@@ -67,7 +67,7 @@ sources:
     bad.write_text(fixed.replace("    colour: blue\n", ""))
     code, _out, err = run("collect", "--config", str(bad), "--check", env={})
     assert code == 2
-    assert f"{bad}:10: sources[1]: Value error, give udp_port, tcp_port or both" in err
+    assert f"{bad}:10: sources[1]: Value error, give udp_port, tcp_port or tls (or several)" in err
 
 
 def test_sigterm_drains_and_commits(tmp_path: Path) -> None:
