@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from civicsoc.store import EventQuery, Scope
 from civicsoc.store.sqlite import SqliteStore
 from tests.test_ingest import civicsoc, run, write_ndjson
@@ -116,3 +118,64 @@ def test_sigkill_mid_file_and_restart_gives_the_exact_count(tmp_path: Path) -> N
     assert second.returncode == 0, err
     assert count() == total
     store.close()
+
+
+def test_a_syslog_source_stores_what_real_senders_send(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    from tests.test_cli import free_port
+
+    logger = shutil.which("logger")
+    if logger is None:
+        pytest.fail("util-linux logger is needed (apt-get install bsdutils)")
+    port = free_port()
+    config = tmp_path / "syslog.yaml"
+    config.write_text(f"""
+tenant: hospital
+collector_id: syslog-test
+state_dir: {tmp_path / 'state'}
+flush_interval: 0.2
+sources:
+  - name: syslog
+    type: syslog
+    host: 127.0.0.1
+    udp_port: {port}
+    tcp_port: {port}
+""")
+    env = {"CIVICSOC_DATA_DIR": str(tmp_path / "data")}
+    store = SqliteStore(f"sqlite:///{tmp_path / 'data' / 'civicsoc.db'}")
+    store.setup()
+    process = civicsoc("collect", "--config", str(config), env=env)
+    try:
+        wait_for(lambda: _listening(port), what="the receiver")
+        messages = [("--udp", "--rfc3164", "sshd[4242]: Failed password for invalid user admin from 203.0.113.9 "
+                     "port 50122 ssh2"),
+                    ("--tcp", "--rfc5424", "sshd[4243]: Accepted publickey for ana from 198.51.100.7 port 40022 ssh2"),
+                    ("--tcp", "--rfc3164", "sudo:      ana : TTY=pts/0 ; PWD=/home/ana ; USER=root ; "
+                     "COMMAND=/usr/bin/systemctl stop backup")]
+        for transport, form, text in messages:
+            subprocess.run([logger, "-n", "127.0.0.1", "-P", str(port), transport, form, "-t", text.split(":")[0],
+                            text.split(": ", 1)[1]], check=True, timeout=10)
+        count = lambda: store.count_events(Scope.of("hospital"), EventQuery(EVERYTHING))  # noqa: E731
+        wait_for(lambda: count() == 3, what="three syslog events")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    failed = store.search_events(Scope.of("hospital"), EventQuery.where(EVERYTHING, {"source.ip": "203.0.113.9"}))
+    assert len(failed.items) == 1
+    assert failed.items[0].fields["event"]["outcome"] == "failure"
+    assert failed.items[0].fields["user"]["name"] == "admin"
+    accepted = store.search_events(Scope.of("hospital"), EventQuery.where(EVERYTHING, {"user.name": "ana"}))
+    assert {e.fields["event"]["outcome"] for e in accepted.items} >= {"success"}
+    sudo = store.search_events(Scope.of("hospital"), EventQuery.where(EVERYTHING, {"process.name": "sudo"}))
+    assert sudo.items[0].fields["process"]["command_line"] == "/usr/bin/systemctl stop backup"
+    store.close()
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0

@@ -17,7 +17,7 @@ import pytest
 
 from bench.sample_events import otrf_events
 from civicsoc.errors import CivicsocError
-from civicsoc.store import EventQuery, Scope
+from civicsoc.store import EventQuery, Scope, Terms
 from civicsoc.store.sqlite import SqliteStore
 from collectors.sources import detect_kind
 from tests.conftest import IN_CI
@@ -171,3 +171,26 @@ def test_elasticsearch_stopped_mid_ingest_loses_nothing(es_url: str, es_tool: No
     client.indices.delete(index=f"{prefix}-*")
     client.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-events")
     client.close()
+
+
+def test_every_shared_log_sample_ingests_with_exact_counts(tmp_path: Path) -> None:
+    files = [SHARED / "loghub" / "OpenSSH" / "OpenSSH_2k.log", SHARED / "loghub" / "Linux" / "Linux_2k.log",
+             *sorted((SHARED / "apache-http-logs-scans").glob("*.txt")),
+             *sorted((SHARED / "otrf-security-datasets").rglob("datasets/atomic/linux/**/*.log"))]
+    expected = count_lines(files)
+    code, out, err = run("ingest", *map(str, files), "--tenant", "city-hall", "--json",
+                         env={"CIVICSOC_DATA_DIR": str(tmp_path)})
+    assert code == 0, err
+    summary = json.loads(out)
+    assert (summary["files"], summary["events"], summary["dead_lettered"], summary["failed"]) == (
+        len(files), expected, 0, [])
+    store = SqliteStore(f"sqlite:///{tmp_path / 'civicsoc.db'}")
+    by_dataset = {b.key: b.count for b in store.aggregate_events(Scope.all(), EventQuery(EVERYTHING),
+                                                                 Terms("event.dataset", size=20))}
+    assert by_dataset["apache.access"] == count_lines(sorted((SHARED / "apache-http-logs-scans").glob("*.txt")))
+    assert by_dataset["auditd.log"] == count_lines(
+        sorted((SHARED / "otrf-security-datasets").rglob("datasets/atomic/linux/**/*.log")))
+    failed_ssh = store.count_events(Scope.all(), EventQuery.where(EVERYTHING, {"event.outcome": "failure",
+                                                                              "event.dataset": "system.auth"}))
+    assert failed_ssh > 100
+    store.close()
