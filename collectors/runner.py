@@ -124,7 +124,7 @@ class Collector:
         tailer.run(self.sink(source.name), stop)
 
     def _run_evtx_dir(self, source: EvtxDirectorySource, stop: threading.Event) -> None:
-        from collectors.evtx import read_evtx
+        from collectors.evtx import read_evtx, source_identity
 
         sink = self.sink(source.name)
         finished: dict[Path, tuple[int, float]] = {}
@@ -134,7 +134,8 @@ class Collector:
                 signature = (stat.st_size, stat.st_mtime)
                 if finished.get(path) == signature or time.time() - stat.st_mtime < 1.0:
                     continue  # read already, or still being written
-                for item in read_evtx(path, self.context):
+                start = self.shipper.committed_offset(source_identity(path))
+                for item in read_evtx(path, self.context, start_record=start):
                     sink(item)
                     if stop.is_set():
                         return

@@ -1,0 +1,310 @@
+"""Windows event records → ECS, the way Winlogbeat and Elastic's ingest pipelines shape them.
+
+The input is one record as the ``evtx`` crate renders it in JSON (``{"Event": {"System": …,
+"EventData": …}}``). Every record gets the common fields — ``@timestamp`` from
+``System.TimeCreated``, ``event.code``/``event.provider``, ``host.name``, ``log.level`` and the
+``winlog.*`` block with the raw EventData (or UserData) under ``winlog.event_data`` — and known
+(channel, event id) pairs get their ECS categorization and fields from the channel modules
+(``windows_security``, ``windows_sysmon``, ``windows_powershell``, ``windows_system``,
+``windows_defender``).
+
+``event.module``/``event.dataset`` follow Elastic's integrations: the System integration for the
+Security, System and Application logs (``system``/``system.security`` …), the Windows integration
+for Sysmon, PowerShell and Defender (``windows``/``windows.sysmon_operational``,
+``windows.powershell``, ``windows.powershell_operational``, ``windows.windows_defender``) and
+Elastic's custom Windows event log package for any other channel (``winlog``/``winlog.winlog``).
+
+pySigma's ``ecs_windows`` pipeline points Sigma field names at these ECS fields (``Image`` →
+``process.executable``, ``TargetObject`` → ``registry.path`` …) and every other field at
+``winlog.event_data.<Name>``, which is why the event data is kept under its original names.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from collectors.base import Mapped, ParseError
+from collectors.ecs import windows_defender, windows_powershell, windows_security, windows_sysmon, windows_system
+from collectors.ecs.windows_spec import EventSpec, Fill
+from collectors.ecs.windows_values import as_text, guid
+
+DATASETS: dict[str, tuple[str, str]] = {
+    windows_security.CHANNEL: ("system", "system.security"),
+    windows_system.CHANNEL: ("system", "system.system"),
+    "Application": ("system", "system.application"),
+    windows_sysmon.CHANNEL: ("windows", "windows.sysmon_operational"),
+    windows_powershell.OPERATIONAL_CHANNEL: ("windows", "windows.powershell_operational"),
+    windows_powershell.CLASSIC_CHANNEL: ("windows", "windows.powershell"),
+    windows_defender.CHANNEL: ("windows", "windows.windows_defender"),
+}
+OTHER_CHANNELS = ("winlog", "winlog.winlog")
+SECURITY = windows_security.CHANNEL
+
+SPECS: dict[tuple[str, str], EventSpec] = {
+    **{(windows_security.CHANNEL, code): spec for code, spec in windows_security.SPECS.items()},
+    **{(windows_system.CHANNEL, code): spec for code, spec in windows_system.SPECS.items()},
+    **{(windows_sysmon.CHANNEL, code): spec for code, spec in windows_sysmon.SPECS.items()},
+    **{(windows_powershell.OPERATIONAL_CHANNEL, code): spec
+       for code, spec in windows_powershell.OPERATIONAL_SPECS.items()},
+    **{(windows_powershell.CLASSIC_CHANNEL, code): spec for code, spec in windows_powershell.CLASSIC_SPECS.items()},
+    **{(windows_defender.CHANNEL, code): spec for code, spec in windows_defender.SPECS.items()},
+}
+"""(channel, event id) → what to add beyond the common fields."""
+
+DEFAULT_FILLS: dict[str, Fill] = {
+    windows_security.CHANNEL: windows_security.DEFAULT_FILL,
+    windows_defender.CHANNEL: windows_defender.DEFAULT_FILL,
+}
+"""Channel → filler for its events without an entry in ``SPECS``."""
+
+_LEVEL_NAMES = ("information", "critical", "error", "warning", "information", "verbose")
+LEVELS: dict[int | str, str] = {**dict(enumerate(_LEVEL_NAMES)),
+                                **{str(number): name for number, name in enumerate(_LEVEL_NAMES)}}
+"""System.Level → ``log.level``/``winlog.level``, as Winlogbeat renders them (0, LogAlways, shows as information)."""
+
+_OPCODE_NAMES = {0: "Info", 1: "Start", 2: "Stop", 3: "DCStart", 4: "DCStop", 5: "Extension", 6: "Reply", 7: "Resume",
+                 8: "Suspend", 9: "Send", 240: "Receive"}
+OPCODES: dict[int | str, str] = {**_OPCODE_NAMES, **{str(n): name for n, name in _OPCODE_NAMES.items()}}
+"""The standard (winmeta) opcode names; provider-specific opcodes stay numbers, as there are no
+message tables to name them outside Windows."""
+
+STANDARD_KEYWORDS = (
+    (0x0001000000000000, "Response Time"),
+    (0x0002000000000000, "WDI Context"),
+    (0x0004000000000000, "WDI Diag"),
+    (0x0008000000000000, "SQM"),
+    (0x0010000000000000, "Audit Failure"),
+    (0x0020000000000000, "Audit Success"),
+    (0x0040000000000000, "Correlation Hint"),
+    (0x0080000000000000, "Classic"),
+)
+"""The standard keyword bits (System.Diagnostics.Eventing.Reader.StandardEventKeywords) and the names
+Windows renders for them; Security's success/failure is read from these."""
+
+OUTCOMES = {"Audit Success": "success", "Audit Failure": "failure"}
+
+
+@lru_cache(maxsize=1024)
+def keyword_names(mask: str) -> tuple[str, ...]:
+    """``0x8020000000000000`` → ("Audit Success",). Cached: a log uses a handful of masks."""
+    try:  # the mask is the crate's rendering of a HexInt64; a malformed one has no names
+        bits = int(mask, 16)
+    except ValueError:
+        return ()
+    return tuple(name for bit, name in STANDARD_KEYWORDS if bits & bit)
+
+
+@lru_cache(maxsize=256)
+def _provider_guid(value: str) -> str | None:
+    """Provider GUIDs as Windows renders them; cached, as a log has a handful of providers."""
+    return guid(value)
+
+
+def _scalar(value: Any) -> str | None:
+    """A System value as text: the crate gives numbers, strings, or ``{"#text": …}`` with attributes."""
+    if value.__class__ is dict:
+        value = value.get("#text")
+    if value is None:
+        return None
+    if value.__class__ is str:
+        return value
+    return str(value)
+
+
+def _number(value: Any) -> int | None:
+    """An integer System attribute: the crate gives a number, or text for some forwarded records."""
+    if value.__class__ is int:
+        return value
+    if value.__class__ is str and value.isdigit():
+        return int(value)
+    return None
+
+
+def _attributes(value: Any) -> dict[str, Any]:
+    if value.__class__ is dict:
+        attributes = value.get("#attributes")
+        if attributes.__class__ is dict:
+            return attributes
+    return {}
+
+
+def _unnamed(value: Any) -> str | list[str]:
+    """Unnamed ``<Data>`` elements (``{"#text": [...]}``) as one string or a list of strings."""
+    if value.__class__ is dict:
+        value = value.get("#text", "")
+    if value.__class__ is list:
+        return [as_text(item) if item.__class__ is not str else item for item in value]
+    return as_text(value)
+
+
+def event_data(event: dict[str, Any]) -> dict[str, Any]:
+    """The record's EventData — or its UserData's one element — as {Name: text}, names untouched.
+
+    Values are the text Windows renders (see ``windows_values.as_text``). Unnamed ``<Data>``
+    elements keep the name ``Data`` (a list when there are several: Sigma's classic PowerShell
+    rules match ``Data``) and also get ``param1``…``paramN``, as Winlogbeat names them (System
+    rules match ``param1``). Element attributes (``#attributes``) are not data and are left out.
+    """
+    data = event.get("EventData")
+    if data is None:
+        user_data = event.get("UserData")
+        if user_data.__class__ is not dict or not user_data:
+            return {}
+        # UserData holds one provider-defined element (<LogFileCleared>, <EventXML> ...): its children.
+        data = next(iter(user_data.values()))
+    if data.__class__ is not dict:
+        if data is None or data == "":
+            return {}
+        text_value = as_text(data)
+        return {"Data": text_value, "param1": text_value}
+    flat = dict(data)  # a C-speed copy; then only the few typed values are rewritten
+    flat.pop("#attributes", None)
+    for name, value in data.items():
+        kind = value.__class__
+        if kind is str:
+            continue
+        if kind is int:  # the commonest typed value (pids, logon types, ports)
+            flat[name] = str(value)
+        elif name == "Data" and (kind is dict or kind is list):
+            unnamed = _unnamed(value)
+            flat["Data"] = unnamed
+            if unnamed.__class__ is list:
+                for position, item in enumerate(unnamed, 1):
+                    flat[f"param{position}"] = item
+            else:
+                flat["param1"] = unnamed
+        elif name != "#attributes":
+            flat[name] = as_text(value)
+    return flat
+
+
+def parse_system_time(system: dict[str, Any]) -> datetime:
+    """``System.TimeCreated@SystemTime`` as an aware UTC datetime (100 ns precision cut to µs)."""
+    created = system.get("TimeCreated")
+    stamp = _attributes(created).get("SystemTime")
+    if stamp.__class__ is not str:
+        raise ParseError(f"Event.System.TimeCreated.#attributes.SystemTime: expected an ISO 8601 time, got {stamp!r}")
+    try:  # fromisoformat is the parser; failing here means a malformed record, not control flow
+        moment = datetime.fromisoformat(stamp)
+    except ValueError as exc:
+        raise ParseError(f"Event.System.TimeCreated.#attributes.SystemTime: expected an ISO 8601 time, "
+                         f"got {stamp!r}") from exc
+    if moment.tzinfo is UTC:  # the crate always writes the Z
+        return moment
+    if moment.tzinfo is None:  # SystemTime is UTC by definition
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def map_windows_record(record: dict[str, Any]) -> Mapped:
+    """One EVTX record (the ``evtx`` crate's JSON, parsed) → its ECS fields, time and dataset.
+
+    Raises ``ParseError`` naming the missing or malformed part when the record has no
+    ``Event.System``, event id or creation time; everything else is optional and mapped when present.
+    """
+    event = record.get("Event") if record.__class__ is dict else None
+    if event.__class__ is not dict:
+        raise ParseError("expected an object with an 'Event' object (the evtx crate's JSON for one record)")
+    system = event.get("System")
+    if system.__class__ is not dict:
+        raise ParseError("Event.System: expected an object with the record's system properties")
+    timestamp = parse_system_time(system)
+
+    code = system.get("EventID")
+    if code.__class__ is not str:
+        code = _scalar(code)
+        if code is None:
+            raise ParseError("Event.System.EventID: expected the event id")
+    channel = system.get("Channel")
+    computer = system.get("Computer")
+
+    winlog: dict[str, Any] = {"event_id": code}
+    ecs_event: dict[str, Any] = {"kind": "event", "code": code}
+    doc: dict[str, Any] = {"event": ecs_event, "winlog": winlog}
+    if channel is not None:
+        winlog["channel"] = channel
+    if (record_id := system.get("EventRecordID")) is not None:
+        winlog["record_id"] = record_id if record_id.__class__ is str else str(record_id)
+    provider = system.get("Provider")
+    if provider.__class__ is dict and (attributes := provider.get("#attributes")).__class__ is dict:
+        if (provider_name := attributes.get("Name")) is not None:
+            winlog["provider_name"] = provider_name
+            ecs_event["provider"] = provider_name
+        if (raw_guid := attributes.get("Guid")) is not None and (provider_guid := _provider_guid(raw_guid)):
+            winlog["provider_guid"] = provider_guid
+    if computer is not None:
+        winlog["computer_name"] = computer
+        doc["host"] = {"name": computer}
+    execution = system.get("Execution")
+    if execution.__class__ is dict and (attributes := execution.get("#attributes")).__class__ is dict:
+        pid = attributes.get("ProcessID")
+        thread = attributes.get("ThreadID")
+        if pid.__class__ is int and thread.__class__ is int:  # the usual shape, without the general path
+            winlog["process"] = {"pid": pid, "thread": {"id": thread}}
+        else:
+            process: dict[str, Any] = {}
+            if (pid := _number(pid)) is not None:
+                process["pid"] = pid
+            if (thread := _number(thread)) is not None:
+                process["thread"] = {"id": thread}
+            if process:
+                winlog["process"] = process
+    user_sid = None
+    security = system.get("Security")
+    if (security.__class__ is dict and (attributes := security.get("#attributes")).__class__ is dict
+            and (user_sid := attributes.get("UserID")) is not None):
+        winlog["user"] = {"identifier": user_sid}
+    correlation = system.get("Correlation")
+    if correlation.__class__ is dict and (attributes := correlation.get("#attributes")).__class__ is dict:
+        if (activity := guid(attributes.get("ActivityID"))) is not None:
+            winlog["activity_id"] = activity
+        if (related := guid(attributes.get("RelatedActivityID"))) is not None:
+            winlog["related_activity_id"] = related
+    if (opcode := system.get("Opcode")) is not None:
+        winlog["opcode"] = OPCODES.get(opcode) or _scalar(opcode)
+    if (task := system.get("Task")) is not None:
+        winlog["task"] = task if task.__class__ is str else _scalar(task)
+    if (level := system.get("Level")) is not None:
+        level_name = LEVELS.get(level) or _scalar(level)
+        winlog["level"] = level_name
+        doc["log"] = {"level": level_name}
+    if (version := system.get("Version")) is not None:
+        if version.__class__ is not int:
+            version = _number(_scalar(version))
+        if version is not None:
+            winlog["version"] = version
+    keywords: tuple[str, ...] = ()
+    if (mask := system.get("Keywords")).__class__ is str:
+        keywords = keyword_names(mask)
+        if keywords:
+            winlog["keywords"] = list(keywords)
+    data = event_data(event)
+    winlog["event_data"] = data
+    if user_sid is not None and channel != SECURITY:
+        # The account the provider logged the event as (Sysmon: SYSTEM; 7045: the installer), as
+        # the Sysmon and PowerShell pipelines copy it. Security events name their accounts in the data.
+        doc["user"] = {"id": user_sid}
+
+    spec = SPECS.get((channel, code))
+    if spec is not None:
+        if spec.category:
+            ecs_event["category"] = list(spec.category)
+        if spec.type:
+            ecs_event["type"] = list(spec.type)
+        ecs_event["action"] = spec.action
+        if spec.outcome is not None:
+            ecs_event["outcome"] = spec.outcome
+        if spec.fill is not None:
+            spec.fill(data, doc)
+    elif (fill := DEFAULT_FILLS.get(channel)) is not None:
+        fill(data, doc)
+    if channel == SECURITY and "outcome" not in ecs_event:
+        for name in keywords:
+            if (outcome := OUTCOMES.get(name)) is not None:
+                ecs_event["outcome"] = outcome
+                break
+
+    module, dataset = DATASETS.get(channel, OTHER_CHANNELS)
+    return Mapped(timestamp=timestamp, fields=doc, module=module, dataset=dataset)
