@@ -12,6 +12,7 @@ and hands their output to ``CollectorContext.event``.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,6 +87,20 @@ class Item:
     checkpoint: Checkpoint | None = None
 
 
+_ingested_cache: tuple[int, str] = (0, "")
+
+
+def _ingested_now() -> str:
+    """``event.ingested`` to the second, formatted once a second rather than once an event."""
+    global _ingested_cache
+    now = time.time()
+    second, text = _ingested_cache
+    if int(now) != second:
+        text = format_timestamp(datetime.fromtimestamp(int(now), UTC))
+        _ingested_cache = (int(now), text)  # one tuple assignment: safe across threads
+    return text
+
+
 Sink = Callable[[Item], None]
 """Where a push source (syslog, live capture) hands its items. It may block: that is backpressure."""
 
@@ -122,7 +137,7 @@ class CollectorContext:
         event.setdefault("kind", "event")
         event["module"] = module
         event["dataset"] = dataset
-        event["ingested"] = format_timestamp(ingested or datetime.now(UTC))
+        event["ingested"] = format_timestamp(ingested) if ingested is not None else _ingested_now()
         if original is not None and self.keep_original:
             event["original"] = original
         fields["agent"] = {"id": self.agent_id, "name": self.agent_name, "type": self.agent_type,
