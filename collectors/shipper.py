@@ -19,6 +19,7 @@ Two threads, one bounded pipeline::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import random
@@ -129,7 +130,7 @@ class Shipper:
 
         self.stored = 0
         self.duplicates = 0
-        self._queue: queue.Queue[tuple[str, Item]] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[tuple[str, Item] | None] = queue.Queue(maxsize=queue_size)
         self._batches: deque[_Batch] = deque(_Batch(segment=segment, replayable=False)
                                              for segment in self.spool.pending())
         self._cond = threading.Condition()
@@ -170,6 +171,8 @@ class Shipper:
         """
         with self._cond:
             self._stopping = True
+        with contextlib.suppress(queue.Full):  # wake the intake now rather than at its next flush
+            self._queue.put_nowait(None)
         delivered = self.wait_idle(timeout) if drain else False
         with self._cond:
             self._abandon = True
@@ -236,15 +239,20 @@ class Shipper:
         deadline = time.monotonic() + self.flush_interval
         while True:
             try:
-                source, item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                entry = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
+                entry = None
+            if entry is None:  # time to flush, or woken by stop()
                 if self._stopping and self._queue.empty():
                     self._close_batch(batch, letters)
                     with self._cond:
                         self._intake_done = True
                         self._cond.notify_all()
                     return
+                if time.monotonic() < deadline and not self._stopping:
+                    continue
             else:
+                source, item = entry
                 if isinstance(item.value, DeadLetter):
                     letters.append((source, item.value))
                 batch.add(source, item)
