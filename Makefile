@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 ES := tools/elasticsearch/es
 export CIVICSOC_DATA_DIR ?= $(CURDIR)/.work/data
 
-.PHONY: run test install lint bench es-start es-stop clean
+.PHONY: run test install lint bench es-start es-stop clean system-deps
 
 $(BIN)/civicsoc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,22 @@ install: $(BIN)/civicsoc
 run: install
 	$(BIN)/civicsoc serve
 
+## system-deps: the Debian tools the collectors and their tests run (tshark for captures, logger, openssl)
+SYSTEM_TOOLS := tshark capinfos logger openssl
+system-deps:
+	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages for:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark openssl bsdutils >/dev/null \
+	      || { echo "apt-get install failed"; exit 1; }; \
+	  else \
+	    echo "missing:$$missing. Install them: sudo apt-get install tshark openssl bsdutils"; exit 1; \
+	  fi; \
+	fi
+
 ## test: install, lint, start a real Elasticsearch node (built from Maven Central), run every test
-test: install lint
+test: install lint system-deps
 	@started=0; \
 	if ! $(ES) status >/dev/null 2>&1; then $(ES) start || exit 1; started=1; fi; \
 	$(BIN)/pytest; status=$$?; \
