@@ -1,0 +1,208 @@
+"""Retro-hunts: the same rules over files (no store, no server) or over stored events.
+
+- ``hunt_files``: like Chainsaw/Hayabusa/Zircolite — read EVTX, logs, captures through the collectors'
+  readers, run the indexed engine and the correlations, hand each match to a callback. Memory does
+  not grow with the input: events stream through and only correlation windows are kept.
+- ``hunt_store``: over a time range of stored events. On the embedded store the events are scanned
+  with the stream matcher; on Elasticsearch each rule runs as the query pySigma converts it to (with
+  the very pipeline the matcher uses). Correlations run over the rule matches either way. Matches
+  become alerts like streamed ones; an alert id hashes rule and event(s), so a hunt never duplicates
+  what the stream already raised.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from civicsoc.errors import AlreadyExists, CivicsocError
+from civicsoc.event import Event
+from civicsoc.records import Severity
+from civicsoc.store import EventQuery, Scope, Store
+from collectors.base import CollectorContext, DeadLetter
+from collectors.sources import FileKind, detect_kind, expand_paths, reader
+from detection.alerts import alert_from_events
+from detection.correlation import CorrelationEngine, CorrelationMatch
+from detection.engine import IndexedEngine, Match
+from detection.incidents import IncidentGrouper
+from detection.rules import Rule, RuleSet
+
+RECENT_EVENTS = 100_000
+"""Events kept so a correlation's alert can name its entities: the ones that matched a referenced rule."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One hunt result: a rule over one event, or a correlation over several."""
+
+    rule: Rule
+    events: tuple[Event, ...]
+    source: str | None = None
+    """The file the (first) event came from, for file hunts."""
+
+    @property
+    def first(self) -> Event:
+        return min(self.events, key=lambda e: (e.timestamp, e.id))
+
+
+@dataclass
+class HuntSummary:
+    files: int = 0
+    events: int = 0
+    matches: int = 0
+    dead_lettered: int = 0
+    seconds: float = 0.0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    alerts_created: int = 0
+    alerts_known: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (f"{self.events} events, {self.matches} matches, {self.rate:.0f} events/s"
+                f" ({self.files} files, {self.dead_lettered} unreadable records)")
+
+
+def level_at_least(rule: Rule, minimum: Severity | None) -> bool:
+    if minimum is None:
+        return True
+    try:
+        return Severity(rule.level or "informational").rank >= minimum.rank
+    except ValueError:
+        return True
+
+
+class _Correlator:
+    """Feeds matches to the correlation engine and turns its results into findings."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.engine = CorrelationEngine(rules.correlations) if rules.correlations else None
+        self.wanted = self.engine.referenced_rule_ids if self.engine else frozenset()
+        self.recent: OrderedDict[str, tuple[Event, str | None]] = OrderedDict()
+
+    def feed(self, match: Match, source: str | None) -> list[Finding]:
+        if self.engine is None or match.rule.id not in self.wanted:
+            return []
+        self.recent[match.event.id] = (match.event, source)
+        if len(self.recent) > RECENT_EVENTS:
+            self.recent.popitem(last=False)
+        return self._findings(self.engine.feed(match))
+
+    def flush(self) -> list[Finding]:
+        return self._findings(self.engine.flush()) if self.engine else []
+
+    def _findings(self, results: list[CorrelationMatch]) -> list[Finding]:
+        findings = []
+        for result in results:
+            known = [self.recent[event_id] for event_id in result.event_ids if event_id in self.recent]
+            if known:
+                findings.append(Finding(result.rule, tuple(event for event, _ in known), known[0][1]))
+        return findings
+
+
+def hunt_events(events: Iterable[tuple[Event, str | None]], rules: RuleSet, *,
+                engine: IndexedEngine | None = None, min_level: Severity | None = None) -> Iterator[Finding]:
+    """Every finding over a stream of (event, source) pairs, in input order."""
+    engine = engine or IndexedEngine(rules.detections)
+    correlator = _Correlator(rules)
+    for event, source in events:
+        for match in engine.match(event):
+            if match.rule.generates_alerts and level_at_least(match.rule, min_level):
+                yield Finding(match.rule, (event,), source)
+            for finding in correlator.feed(match, source):
+                if level_at_least(finding.rule, min_level):
+                    yield finding
+    for finding in correlator.flush():
+        if level_at_least(finding.rule, min_level):
+            yield finding
+
+
+def hunt_files(
+    paths: list[Path],
+    rules: RuleSet,
+    on_finding: Callable[[Finding], None],
+    *,
+    kind: FileKind | None = None,
+    min_level: Severity | None = None,
+    progress: Callable[[Path, int], None] | None = None,
+) -> HuntSummary:
+    """Hunt through files; reading errors of one file are reported and the others go on."""
+    summary = HuntSummary()
+    started = time.perf_counter()
+    context = CollectorContext(tenant="hunt", agent_id="civicsoc-hunt")
+    explicit = {path for path in paths if not path.is_dir()}
+
+    def events() -> Iterator[tuple[Event, str | None]]:
+        for path in expand_paths(paths):
+            try:
+                file_kind = kind or detect_kind(path)
+            except CivicsocError as exc:
+                (summary.failed if path in explicit else summary.skipped).append((str(path), str(exc)))
+                continue
+            count = 0
+            try:
+                for item in reader(file_kind)(path, context):
+                    if isinstance(item.value, DeadLetter):
+                        summary.dead_lettered += 1
+                        continue
+                    count += 1
+                    summary.events += 1
+                    if progress is not None and count % 2000 == 0:
+                        progress(path, count)
+                    yield item.value, str(path)
+            except CivicsocError as exc:
+                summary.failed.append((str(path), str(exc)))
+            summary.files += 1
+            if progress is not None:
+                progress(path, count)
+
+    for finding in hunt_events(events(), rules, min_level=min_level):
+        summary.matches += 1
+        on_finding(finding)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def hunt_store(store: Store, scope: Scope, query: EventQuery, rules: RuleSet, *,
+               min_level: Severity | None = None, create_alerts: bool = True,
+               on_finding: Callable[[Finding], None] | None = None) -> HuntSummary:
+    """Hunt over stored events; findings become alerts (origin ``hunt``) grouped into incidents."""
+    from civicsoc.store.elasticsearch import ElasticsearchStore
+
+    summary = HuntSummary()
+    started = time.perf_counter()
+    if isinstance(store, ElasticsearchStore):
+        from detection.eshunt import matches_from_queries
+
+        pairs = ((event, None) for event in matches_from_queries(store, scope, query, rules, summary))
+        findings = hunt_events(pairs, rules, min_level=min_level)
+    else:
+        def scanned() -> Iterator[tuple[Event, str | None]]:
+            for event in store.iter_events(scope, query):
+                summary.events += 1
+                yield event, None
+
+        findings = hunt_events(scanned(), rules, min_level=min_level)
+    grouper = IncidentGrouper(store) if create_alerts else None
+    for finding in findings:
+        summary.matches += 1
+        if on_finding is not None:
+            on_finding(finding)
+        if grouper is None:
+            continue
+        alert = alert_from_events(finding.rule, list(finding.events), origin="hunt")
+        try:
+            store.alerts.create(Scope.all(), alert)
+            summary.alerts_created += 1
+        except AlreadyExists:
+            summary.alerts_known += 1
+            continue
+        grouper.add(alert.id)
+    summary.seconds = time.perf_counter() - started
+    return summary
