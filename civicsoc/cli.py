@@ -28,15 +28,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 store_app = typer.Typer(help="Inspect and maintain the event store.", no_args_is_help=True)
+rules_app = typer.Typer(help="Validate and inspect Sigma rules.", no_args_is_help=True)
 config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
 app.add_typer(store_app, name="store")
 app.add_typer(config_app, name="config")
+app.add_typer(rules_app, name="rules")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML config file (default: $CIVICSOC_CONFIG or ./civicsoc.yaml)")
+]
+RulesOption = Annotated[
+    list[Path] | None,
+    typer.Option("--rules", "-r", help="Sigma rule file or folder (repeatable), besides rules.paths and the built-in"),
 ]
 StoreOption = Annotated[
     str | None, typer.Option("--store", help="Store URL: sqlite:///path.db or http(s)://host:9200 (overrides config)")
@@ -109,8 +115,13 @@ def ingest(
     = None,
     store_url: Annotated[str | None, typer.Option("--store", help="Store URL (overrides config)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+    rules: RulesOption = None,
 ) -> None:
-    """Import files once: EVTX, pcap, syslog/auth, auditd, access logs, NDJSON. Re-running adds nothing."""
+    """Import files once: EVTX, pcap, syslog/auth, auditd, access logs, NDJSON. Re-running adds nothing.
+
+    Every event goes through the configured Sigma rules on the way in: matches become alerts and
+    incidents.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from civicsoc.store import open_store
@@ -137,8 +148,11 @@ def ingest(
             done = sum(1 for p in finished if p != path)
             progress.update(task, description=path.name[:40], completed=done, events=sum(finished.values()))
 
+        detector = _detector(config, rules, store)
         summary = ingest_files(paths, store, context, state_dir=config.data_dir / "ingest",
-                               kind=None if kind == IngestType.auto else kind.value, progress=report)
+                               kind=None if kind == IngestType.auto else kind.value, progress=report,
+                               detection=detector,
+                               alert_count=(lambda: detector.counters.alerts) if detector else (lambda: 0))
     if as_json:
         out.print_json(json.dumps(summary.as_dict()))
     else:
@@ -189,6 +203,191 @@ def collect(
             f"{store.url}; metrics in {collector_config.state_dir / 'metrics.json'}", highlight=False))
     if not drained:
         raise typer.Exit(3)
+
+
+def _load_rules(config: Settings, extra: list[Path] | None, *, quiet: bool = False) -> Any:
+    from detection.rules import builtin_rules_path, load_rules
+
+    paths = [*([builtin_rules_path()] if config.rules.builtin else []), *config.rules.paths, *(extra or [])]
+    for path in paths:
+        if not path.exists():
+            raise ConfigError([f"rules path {path}: does not exist"])
+    ruleset = load_rules(paths, placeholders=config.rules.placeholders or None)
+    if not quiet:
+        err.print(f"rules: {len(ruleset.loaded)} loaded from {ruleset.files} files, {len(ruleset.skipped)} skipped "
+                  "(civicsoc rules check lists why)", highlight=False)
+    return ruleset
+
+
+def _detector(config: Settings, extra: list[Path] | None, store: Any) -> Any:
+    from detection.stream import StreamDetector
+
+    ruleset = _load_rules(config, extra)
+    return StreamDetector(ruleset, store) if ruleset.detections else None
+
+
+class HuntFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+    table = "table"
+
+
+class Level(StrEnum):
+    informational = "informational"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+@app.command()
+def hunt(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders to hunt through (no store needed)",
+                                                       exists=True)] = None,
+    rules: RulesOption = None,
+    output: Annotated[HuntFormat, typer.Option("--format", help="Output on stdout")] = HuntFormat.jsonl,
+    min_level: Annotated[Level | None, typer.Option(help="Only matches of rules at this level or above")] = None,
+    kind: Annotated[IngestType, typer.Option("--type", help="Input kind of the files")] = IngestType.auto,
+    store_url: Annotated[str | None, typer.Option("--store", help="Hunt over this store's events instead")] = None,
+    since: Annotated[str | None, typer.Option("--from", help="Store hunts: start (ISO 8601, UTC if no zone)")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Store hunts: end (ISO 8601; default now)")] = None,
+    tenant: Annotated[list[str] | None, typer.Option(help="Store hunts: only these tenants (repeatable)")] = None,
+) -> None:
+    """Run Sigma rules over files (like Chainsaw/Hayabusa) or, with --store, over stored events.
+
+    File hunts print one line per match on stdout and progress and a summary on stderr. Store hunts
+    turn matches into alerts and incidents (de-duplicated against what the stream raised).
+    """
+    from civicsoc.records import Severity
+    from detection.hunt import Finding, hunt_files
+
+    config = settings()
+    ruleset = _load_rules(config, rules)
+    minimum = Severity(min_level.value) if min_level else None
+    if store_url or since or until:
+        _hunt_store(config, ruleset, store_url, since, until, tenant, minimum)
+        return
+    if not paths:
+        raise typer.BadParameter("give files or folders to hunt through, or --store with --from/--to")
+    writer = _finding_writer(output)
+
+    def emit(finding: Finding) -> None:
+        writer.write(finding)
+
+    summary = hunt_files(paths, ruleset, emit, kind=None if kind == IngestType.auto else kind.value,
+                         min_level=minimum)
+    writer.close()
+    for path, reason in summary.failed:
+        err.print(f"[red]failed:[/red] {reason if path in reason else f'{path}: {reason}'}", highlight=False)
+    err.print(summary.line(), highlight=False)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _hunt_store(config: Settings, ruleset: Any, store_url: str | None, since: str | None, until: str | None,
+                tenants: list[str] | None, minimum: Any) -> None:
+    from datetime import UTC, datetime
+
+    from civicsoc.event import parse_timestamp
+    from civicsoc.store import EventQuery, Scope, TimeRange, open_store
+    from detection.hunt import hunt_store
+
+    def moment(text: str | None, name: str) -> datetime:
+        if text is None:
+            return datetime.now(UTC)
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise typer.BadParameter(f"{name}: expected an ISO 8601 time such as 2026-11-01T00:00Z") from None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else parse_timestamp(value.isoformat())
+
+    if since is None:
+        raise typer.BadParameter("--from: a store hunt needs a start time")
+    if store_url:
+        state.store = store_url
+        config = settings()
+    window = TimeRange(moment(since, "--from"), moment(until, "--to"))
+    scope = Scope.of(*[_tenant(t) for t in tenants]) if tenants else Scope.all()
+    with open_store(config) as store:
+        summary = hunt_store(store, scope, EventQuery(window), ruleset, min_level=minimum)
+    out.print(f"hunted {summary.events} events of {store.url} in {summary.seconds:.1f} s: {summary.matches} matches, "
+              f"{summary.alerts_created} new alerts, {summary.alerts_known} already raised", highlight=False)
+
+
+class _FindingWriter:
+    def __init__(self, kind: HuntFormat) -> None:
+        import csv
+
+        self.kind = kind
+        self.rows: list[list[str]] = []
+        self.csv = csv.writer(sys.stdout) if kind == HuntFormat.csv else None
+        if self.csv is not None:
+            self.csv.writerow(["timestamp", "rule_level", "rule_title", "rule_id", "event_id", "source",
+                               "record_id", "host", "events"])
+
+    def write(self, finding: Any) -> None:
+        import orjson
+
+        first = finding.first
+        record_id = first.get("winlog.record_id") or first.get("log.offset")
+        if self.kind == HuntFormat.jsonl:
+            row = {"rule": {"id": finding.rule.id, "title": finding.rule.title, "level": finding.rule.level,
+                            "tags": list(finding.rule.tags)},
+                   "@timestamp": first.fields["@timestamp"], "event.id": first.id, "source": finding.source,
+                   "record_id": record_id, "event_ids": [e.id for e in finding.events], "event": first.fields}
+            sys.stdout.write(orjson.dumps(row, default=str).decode() + "\n")
+            return
+        values = [first.fields["@timestamp"], finding.rule.level or "", finding.rule.title, finding.rule.id, first.id,
+                  finding.source or "", str(record_id or ""), str(first.get("host.name") or ""),
+                  str(len(finding.events))]
+        if self.csv is not None:
+            self.csv.writerow(values)
+        else:
+            self.rows.append(values)
+
+    def close(self) -> None:
+        if self.kind == HuntFormat.table:
+            table = Table("time", "level", "rule", "host", "source", "record")
+            for values in self.rows:
+                table.add_row(values[0], values[1], values[2], values[7], values[5], values[6])
+            out.print(table)
+        sys.stdout.flush()
+
+
+def _finding_writer(kind: HuntFormat) -> _FindingWriter:
+    return _FindingWriter(kind)
+
+
+@rules_app.command("check")
+def rules_check(
+    paths: Annotated[list[Path], typer.Argument(help="Rule files or folders", exists=True)],
+    as_json: Annotated[bool, typer.Option("--json", help="Per-rule results as JSON lines")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list every loaded rule")] = False,
+) -> None:
+    """Load rules as the engine does and report each: loaded, or skipped with the reason."""
+    import orjson
+
+    from detection.rules import load_rules
+
+    config = settings()
+    ruleset = load_rules(paths, placeholders=config.rules.placeholders or None)
+    for skipped in ruleset.skipped:
+        if as_json:
+            out.print(orjson.dumps({"file": str(skipped.file), "id": skipped.rule_id, "title": skipped.title,
+                                    "status": "skipped", "reason": skipped.reason}).decode(), highlight=False)
+        else:
+            out.print(f"skipped {skipped.file}{f' ({skipped.rule_id})' if skipped.rule_id else ''}: {skipped.reason}",
+                      highlight=False, markup=False)
+    for rule in ruleset.loaded if (verbose or as_json) else ():
+        if as_json:
+            out.print(orjson.dumps({"file": str(rule.path), "id": rule.id, "title": rule.title,
+                                    "status": "loaded"}).decode(), highlight=False)
+        else:
+            out.print(f"loaded {rule.path}: {rule.id} {rule.title}", highlight=False, markup=False)
+    err.print(f"{ruleset.files} files: {len(ruleset.loaded)} rules loaded ({len(ruleset.correlations)} correlations), "
+              f"{len(ruleset.skipped)} skipped", highlight=False)
+    if ruleset.skipped and not ruleset.loaded:
+        raise typer.Exit(1)
 
 
 def _tenant(name: str) -> str:

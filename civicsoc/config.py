@@ -85,6 +85,15 @@ class ApiSettings(_Section):
     port: int = Field(default=8000, ge=1, le=65535)
 
 
+class RulesSettings(_Section):
+    paths: list[Path] = Field(
+        default_factory=list, description="Sigma rule files or folders (e.g. a SigmaHQ checkout) besides civicsoc's own"
+    )
+    builtin: bool = Field(default=True, description="Also load civicsoc's own rules (rules/ in the install)")
+    placeholders: dict[str, list[str | int]] = Field(
+        default_factory=dict, description="Values of %placeholders% for |expand rules, e.g. Admins_Workstations")
+
+
 class Settings(_Section):
     """Everything civicsoc reads from its configuration."""
 
@@ -92,6 +101,7 @@ class Settings(_Section):
     default_tenant: str = Field(default="default", pattern=TENANT_PATTERN)
     store: StoreSettings = StoreSettings()
     api: ApiSettings = ApiSettings()
+    rules: RulesSettings = RulesSettings()
 
     @property
     def store_url(self) -> str:

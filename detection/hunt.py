@@ -78,7 +78,7 @@ def level_at_least(rule: Rule, minimum: Severity | None) -> bool:
         return True
 
 
-class _Correlator:
+class Correlator:
     """Feeds matches to the correlation engine and turns its results into findings."""
 
     def __init__(self, rules: RuleSet) -> None:
@@ -106,21 +106,27 @@ class _Correlator:
         return findings
 
 
-def hunt_events(events: Iterable[tuple[Event, str | None]], rules: RuleSet, *,
-                engine: IndexedEngine | None = None, min_level: Severity | None = None) -> Iterator[Finding]:
-    """Every finding over a stream of (event, source) pairs, in input order."""
-    engine = engine or IndexedEngine(rules.detections)
-    correlator = _Correlator(rules)
-    for event, source in events:
-        for match in engine.match(event):
-            if match.rule.generates_alerts and level_at_least(match.rule, min_level):
-                yield Finding(match.rule, (event,), source)
-            for finding in correlator.feed(match, source):
-                if level_at_least(finding.rule, min_level):
-                    yield finding
+def findings_from_matches(matches: Iterable[tuple[Match, str | None]], rules: RuleSet, *,
+                          min_level: Severity | None = None) -> Iterator[Finding]:
+    """Findings of rule matches (in event-time order) and of the correlations they complete."""
+    correlator = Correlator(rules)
+    for match, source in matches:
+        if match.rule.generates_alerts and level_at_least(match.rule, min_level):
+            yield Finding(match.rule, (match.event,), source)
+        for finding in correlator.feed(match, source):
+            if level_at_least(finding.rule, min_level):
+                yield finding
     for finding in correlator.flush():
         if level_at_least(finding.rule, min_level):
             yield finding
+
+
+def hunt_events(events: Iterable[tuple[Event, str | None]], rules: RuleSet, *,
+                engine: IndexedEngine | None = None, min_level: Severity | None = None) -> Iterator[Finding]:
+    """Every finding over a stream of (event, source) pairs, in input order."""
+    matcher = engine or IndexedEngine(rules.detections)
+    matches = ((match, source) for event, source in events for match in matcher.match(event))
+    return findings_from_matches(matches, rules, min_level=min_level)
 
 
 def hunt_files(
@@ -180,8 +186,9 @@ def hunt_store(store: Store, scope: Scope, query: EventQuery, rules: RuleSet, *,
     if isinstance(store, ElasticsearchStore):
         from detection.eshunt import matches_from_queries
 
-        pairs = ((event, None) for event in matches_from_queries(store, scope, query, rules, summary))
-        findings = hunt_events(pairs, rules, min_level=min_level)
+        matches = matches_from_queries(store, scope, query, rules.detections)
+        summary.events = store.count_events(scope, query)
+        findings = findings_from_matches(((match, None) for match in matches), rules, min_level=min_level)
     else:
         def scanned() -> Iterator[tuple[Event, str | None]]:
             for event in store.iter_events(scope, query):

@@ -128,6 +128,12 @@ class RuleSet:
         return {rule.id: rule for rule in self.loaded}
 
 
+def builtin_rules_path() -> Path:
+    """civicsoc's own rules, shipped with the install: ``rules/`` sits beside ``detection/`` both in
+    the source tree and in site-packages (it is a data package of the same distribution)."""
+    return Path(__file__).resolve().parent.parent / "rules"
+
+
 def iter_rule_files(paths: Iterable[Path | str]) -> Iterator[Path]:
     """Rule files under ``paths`` (files as given, directories recursively), each directory in sorted order
     so every load sees the rules in the same order."""

@@ -299,6 +299,29 @@ class ElasticsearchStore(Store):
             with contextlib.suppress(ApiError, TransportError):  # it expires by itself after keep_alive
                 self.client.close_point_in_time(id=pit_id)
 
+    def iter_events_matching(self, scope: Scope, query: EventQuery, lucene: str, *,
+                             page: int = 1000) -> Iterator[Event]:
+        """Events of ``query`` that a Lucene query string also selects, in time order.
+
+        Elasticsearch only: this is how retro-hunts run the queries pySigma converts rules to. The
+        tenant scope and time range apply as for every read.
+        """
+        bool_query = self._event_query(scope, query)
+        bool_query["bool"]["must"] = [{"query_string": {"query": lucene, "allow_leading_wildcard": True}}]
+        search_after = None
+        while True:
+            body: dict[str, Any] = {"query": bool_query, "size": page, "track_total_hits": False,
+                                    "sort": [{field: {"order": "asc"}} for field in EVENT_SORT]}
+            if search_after is not None:
+                body["search_after"] = search_after
+            response = self.call("search events", self.client.search, **self._search_options(scope), **body)
+            hits = response["hits"]["hits"]
+            for hit in hits:
+                yield Event.from_document(hit["_source"])
+            if len(hits) < page:
+                return
+            search_after = hits[-1]["sort"]
+
     def count_events(self, scope: Scope, query: EventQuery) -> int:
         response = self.call("count events", self.client.count, **self._search_options(scope),
                              query=self._event_query(scope, query))
