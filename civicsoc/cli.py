@@ -197,7 +197,7 @@ def collect(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     with open_store(config) as store:
-        collector = Collector(collector_config, store)
+        collector = Collector(collector_config, store, detection=_detector(config, None, store))
         drained = collector.run(stop, ready=lambda: err.print(
             f"collector {collector_config.collector_id} running {len(collector_config.sources)} sources into "
             f"{store.url}; metrics in {collector_config.state_dir / 'metrics.json'}", highlight=False))
