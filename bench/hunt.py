@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.ingest import evtx_files
 from civicsoc.event import Event
 from collectors.base import CollectorContext
 from collectors.evtx import read_evtx
@@ -38,14 +39,6 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RULE_DIRS = ("rules", "rules-emerging-threats", "rules-threat-hunting")
 CORPORA = ("evtx-attack-samples", "evtx-to-mitre-attack", "deepbluecli-evtx", "hayabusa-sample-evtx",
            "evtx-parser-samples", "sigmahq-regression-data")
-
-
-def evtx_files(directories: Sequence[Path]) -> list[Path]:
-    files = sorted({path for directory in directories for path in directory.rglob("*")
-                    if path.is_file() and path.suffix.lower() == ".evtx"})
-    if not files:
-        raise SystemExit(f"bench: no .evtx files under {', '.join(map(str, directories))}")
-    return files
 
 
 def peak_rss_mib() -> float:

@@ -155,8 +155,7 @@ def _fresh_es_store() -> Iterator[Any]:
     try:
         yield store
     finally:
-        store.client.indices.delete(index=f"{prefix}-*", ignore_unavailable=True, allow_no_indices=True)
-        store.client.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-events")
+        store.drop()
         store.close()
 
 

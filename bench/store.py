@@ -148,11 +148,9 @@ def bench_elasticsearch(events: list[Event], url: str, paths: set[str]) -> dict[
             figures["ratio_store_vs_raw"] = round(figures["events_per_s"] / figures["raw_events_per_s"], 3)
         return figures
     finally:
-        store.client.indices.delete(index=f"{prefix}-*", ignore_unavailable=True, allow_no_indices=True)
-        for name in (prefix, raw_prefix):
-            store.client.options(ignore_status=404).indices.delete_index_template(name=f"{name}-events")
-        store.close()
-        raw_store.close()
+        for each in (store, raw_store):
+            each.drop()
+            each.close()
 
 
 def main() -> None:

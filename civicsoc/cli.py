@@ -20,6 +20,7 @@ from rich.table import Table
 from civicsoc import __version__
 from civicsoc.config import Settings, load_settings
 from civicsoc.errors import CivicsocError, ConfigError
+from civicsoc.records import Severity
 
 app = typer.Typer(
     name="civicsoc",
@@ -232,21 +233,13 @@ class HuntFormat(StrEnum):
     table = "table"
 
 
-class Level(StrEnum):
-    informational = "informational"
-    low = "low"
-    medium = "medium"
-    high = "high"
-    critical = "critical"
-
-
 @app.command()
 def hunt(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders to hunt through (no store needed)",
                                                        exists=True)] = None,
     rules: RulesOption = None,
     output: Annotated[HuntFormat, typer.Option("--format", help="Output on stdout")] = HuntFormat.jsonl,
-    min_level: Annotated[Level | None, typer.Option(help="Only matches of rules at this level or above")] = None,
+    min_level: Annotated[Severity | None, typer.Option(help="Only matches of rules at this level or above")] = None,
     kind: Annotated[IngestType, typer.Option("--type", help="Input kind of the files")] = IngestType.auto,
     store_url: Annotated[str | None, typer.Option("--store", help="Hunt over this store's events instead")] = None,
     since: Annotated[str | None, typer.Option("--from", help="Store hunts: start (ISO 8601, UTC if no zone)")] = None,
@@ -258,12 +251,11 @@ def hunt(
     File hunts print one line per match on stdout and progress and a summary on stderr. Store hunts
     turn matches into alerts and incidents (de-duplicated against what the stream raised).
     """
-    from civicsoc.records import Severity
     from detection.hunt import Finding, hunt_files
 
     config = settings()
     ruleset = _load_rules(config, rules)
-    minimum = Severity(min_level.value) if min_level else None
+    minimum = min_level
     if store_url or since or until:
         _hunt_store(config, ruleset, store_url, since, until, tenant, minimum)
         return

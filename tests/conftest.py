@@ -56,8 +56,7 @@ def es_store(es_url: str) -> Iterator[Store]:
     try:
         yield store
     finally:
-        store.client.indices.delete(index=f"{prefix}-*", ignore_unavailable=True, allow_no_indices=True)
-        store.client.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-events")
+        store.drop()
         store.close()
 
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from civicsoc.store import RecordQuery, Scope
+from civicsoc.store.elasticsearch import ElasticsearchStore
 from civicsoc.store.sqlite import SqliteStore
 from tests.test_ingest import SHARED, run
 
@@ -120,6 +121,4 @@ def test_a_store_hunt_on_elasticsearch_runs_converted_queries(es_url: str, cases
         rule_ids = {hit["_source"]["rule_id"] for hit in hits}
         assert {rule_id for _, rule_id in cases} <= rule_ids, out
     finally:
-        client = Elasticsearch(es_url)
-        client.indices.delete(index=f"{prefix}-*", ignore_unavailable=True, allow_no_indices=True)
-        client.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-events")
+        ElasticsearchStore(es_url, prefix=prefix).drop()

@@ -18,6 +18,7 @@ import pytest
 from bench.sample_events import otrf_events
 from civicsoc.errors import CivicsocError
 from civicsoc.store import EventQuery, Scope, Terms
+from civicsoc.store.elasticsearch import ElasticsearchStore
 from civicsoc.store.sqlite import SqliteStore
 from collectors.sources import detect_kind
 from tests.conftest import IN_CI
@@ -168,9 +169,8 @@ def test_elasticsearch_stopped_mid_ingest_loses_nothing(es_url: str, es_tool: No
     assert summary["stored"] + summary["duplicates"] == total
     client.indices.refresh(index=f"{prefix}-*")
     assert client.count(index=f"{prefix}-events-*")["count"] == total
-    client.indices.delete(index=f"{prefix}-*")
-    client.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-events")
     client.close()
+    ElasticsearchStore(es_url, prefix=prefix).drop()
 
 
 def test_every_shared_log_sample_ingests_with_exact_counts(tmp_path: Path) -> None:

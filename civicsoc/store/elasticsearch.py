@@ -194,6 +194,12 @@ class ElasticsearchStore(Store):
     def close(self) -> None:
         self.client.close()
 
+    def drop(self) -> None:
+        """Delete every index and the template under this prefix: for tests, benchmarks and
+        decommissioning a deployment. Nothing else calls it."""
+        self.client.indices.delete(index=f"{self.prefix}-*", ignore_unavailable=True, allow_no_indices=True)
+        self.client.options(ignore_status=404).indices.delete_index_template(name=f"{self.prefix}-events")
+
     def refresh(self) -> None:
         self.call("refresh", self.client.indices.refresh, index=f"{self.prefix}-*", ignore_unavailable=True,
                   allow_no_indices=True)
