@@ -21,6 +21,8 @@ pySigma's ``ecs_windows`` pipeline points Sigma field names at these ECS fields 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -86,6 +88,30 @@ Windows renders for them; Security's success/failure is read from these."""
 OUTCOMES = {"Audit Success": "success", "Audit Failure": "failure"}
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelRules:
+    """What the mapper knows about one channel, so that a record costs one lookup by channel.
+
+    ``specs`` maps event id → ``EventSpec``; ``default_fill`` serves the channel's other events.
+    """
+
+    module: str
+    dataset: str
+    specs: Mapping[str, EventSpec]
+    default_fill: Fill | None = None
+
+
+CHANNEL_RULES: dict[str | None, ChannelRules] = {
+    channel: ChannelRules(module, dataset,
+                          {code: spec for (spec_channel, code), spec in SPECS.items() if spec_channel == channel},
+                          DEFAULT_FILLS.get(channel))
+    for channel, (module, dataset) in DATASETS.items()
+}
+"""Channel → its dataset, specs and default filler: ``DATASETS``, ``SPECS`` and ``DEFAULT_FILLS`` in one lookup."""
+
+OTHER_CHANNEL_RULES = ChannelRules(*OTHER_CHANNELS, {})
+
+
 @lru_cache(maxsize=1024)
 def keyword_names(mask: str) -> tuple[str, ...]:
     """``0x8020000000000000`` → ("Audit Success",). Cached: a log uses a handful of masks."""
@@ -96,10 +122,42 @@ def keyword_names(mask: str) -> tuple[str, ...]:
     return tuple(name for bit, name in STANDARD_KEYWORDS if bits & bit)
 
 
-@lru_cache(maxsize=256)
+_MEMO_LIMIT = 4096
+"""Bound of the per-value memos below: a log repeats a handful of masks and provider GUIDs, but
+hostile input must not grow them without end (a full memo is simply cleared)."""
+
+_KEYWORD_FACTS: dict[str, tuple[tuple[str, ...], str | None]] = {}
+_PROVIDER_GUIDS: dict[str, str | None] = {}
+_UNSEEN = object()
+_fromisoformat = datetime.fromisoformat
+
+
+def _keyword_facts(mask: str) -> tuple[tuple[str, ...], str | None]:
+    """A Keywords mask's names and the Security outcome they imply (the first of them that has one).
+
+    Memoized in a plain dict, as the provider GUIDs are: a dict lookup per record is cheaper than
+    an ``lru_cache`` call, and the mapper runs for every record.
+    """
+    facts = _KEYWORD_FACTS.get(mask)
+    if facts is None:
+        names = keyword_names(mask)
+        facts = (names, next((OUTCOMES[name] for name in names if name in OUTCOMES), None))
+        if len(_KEYWORD_FACTS) >= _MEMO_LIMIT:
+            _KEYWORD_FACTS.clear()
+        _KEYWORD_FACTS[mask] = facts
+    return facts
+
+
 def _provider_guid(value: str) -> str | None:
-    """Provider GUIDs as Windows renders them; cached, as a log has a handful of providers."""
-    return guid(value)
+    """Provider GUIDs as Windows renders them (``guid``), memoized: a log has a handful of providers."""
+    rendered = _PROVIDER_GUIDS.get(value, _UNSEEN)
+    if rendered is not _UNSEEN:
+        return rendered
+    rendered = guid(value)
+    if len(_PROVIDER_GUIDS) >= _MEMO_LIMIT:
+        _PROVIDER_GUIDS.clear()
+    _PROVIDER_GUIDS[value] = rendered
+    return rendered
 
 
 def _scalar(value: Any) -> str | None:
@@ -186,6 +244,10 @@ def parse_system_time(system: dict[str, Any]) -> datetime:
     stamp = _attributes(created).get("SystemTime")
     if stamp.__class__ is not str:
         raise ParseError(f"Event.System.TimeCreated.#attributes.SystemTime: expected an ISO 8601 time, got {stamp!r}")
+    return _utc_time(stamp)
+
+
+def _utc_time(stamp: str) -> datetime:
     try:  # fromisoformat is the parser; failing here means a malformed record, not control flow
         moment = datetime.fromisoformat(stamp)
     except ValueError as exc:
@@ -203,6 +265,11 @@ def map_windows_record(record: dict[str, Any]) -> Mapped:
 
     Raises ``ParseError`` naming the missing or malformed part when the record has no
     ``Event.System``, event id or creation time; everything else is optional and mapped when present.
+
+    This runs for every record, so it is written for speed where that is cheap to read: the
+    crate's usual shapes (numbers as ``int``, attributes as dicts) are tested first and take no
+    function call, the general conversions (``_scalar``, ``_number``) serve the rest, and an
+    optional System element is only looked into when present.
     """
     event = record.get("Event") if record.__class__ is dict else None
     if event.__class__ is not dict:
@@ -210,34 +277,49 @@ def map_windows_record(record: dict[str, Any]) -> Mapped:
     system = event.get("System")
     if system.__class__ is not dict:
         raise ParseError("Event.System: expected an object with the record's system properties")
-    timestamp = parse_system_time(system)
+    get = system.get  # bound once: System is read a dozen times
 
-    code = system.get("EventID")
+    created = get("TimeCreated")
+    if (created.__class__ is dict and (attributes := created.get("#attributes")).__class__ is dict
+            and (stamp := attributes.get("SystemTime")).__class__ is str):
+        try:  # the usual "…Z" stamp, inline; anything else takes the general path, which raises clearly
+            timestamp = _fromisoformat(stamp)
+        except ValueError:
+            timestamp = None
+        if timestamp is None or timestamp.tzinfo is not UTC:
+            timestamp = _utc_time(stamp)
+    else:
+        timestamp = parse_system_time(system)  # raises the error that names what is wrong
+
+    code = get("EventID")
     if code.__class__ is not str:
-        code = _scalar(code)
+        code = str(code) if code.__class__ is int else _scalar(code)
         if code is None:
             raise ParseError("Event.System.EventID: expected the event id")
-    channel = system.get("Channel")
-    computer = system.get("Computer")
+    channel = get("Channel")
 
     winlog: dict[str, Any] = {"event_id": code}
     ecs_event: dict[str, Any] = {"kind": "event", "code": code}
     doc: dict[str, Any] = {"event": ecs_event, "winlog": winlog}
     if channel is not None:
         winlog["channel"] = channel
-    if (record_id := system.get("EventRecordID")) is not None:
+    if (record_id := get("EventRecordID")) is not None:
         winlog["record_id"] = record_id if record_id.__class__ is str else str(record_id)
-    provider = system.get("Provider")
+    provider = get("Provider")
     if provider.__class__ is dict and (attributes := provider.get("#attributes")).__class__ is dict:
         if (provider_name := attributes.get("Name")) is not None:
             winlog["provider_name"] = provider_name
             ecs_event["provider"] = provider_name
-        if (raw_guid := attributes.get("Guid")) is not None and (provider_guid := _provider_guid(raw_guid)):
-            winlog["provider_guid"] = provider_guid
-    if computer is not None:
+        if (raw_guid := attributes.get("Guid")) is not None:
+            provider_guid = _PROVIDER_GUIDS.get(raw_guid, _UNSEEN)  # the memo, inline; a miss fills it
+            if provider_guid is _UNSEEN:
+                provider_guid = _provider_guid(raw_guid)
+            if provider_guid:
+                winlog["provider_guid"] = provider_guid
+    if (computer := get("Computer")) is not None:
         winlog["computer_name"] = computer
         doc["host"] = {"name": computer}
-    execution = system.get("Execution")
+    execution = get("Execution")
     if execution.__class__ is dict and (attributes := execution.get("#attributes")).__class__ is dict:
         pid = attributes.get("ProcessID")
         thread = attributes.get("ThreadID")
@@ -252,42 +334,45 @@ def map_windows_record(record: dict[str, Any]) -> Mapped:
             if process:
                 winlog["process"] = process
     user_sid = None
-    security = system.get("Security")
+    security = get("Security")
     if (security.__class__ is dict and (attributes := security.get("#attributes")).__class__ is dict
             and (user_sid := attributes.get("UserID")) is not None):
         winlog["user"] = {"identifier": user_sid}
-    correlation = system.get("Correlation")
+    correlation = get("Correlation")
     if correlation.__class__ is dict and (attributes := correlation.get("#attributes")).__class__ is dict:
-        if (activity := guid(attributes.get("ActivityID"))) is not None:
+        if (activity := attributes.get("ActivityID")) is not None and (activity := guid(activity)) is not None:
             winlog["activity_id"] = activity
-        if (related := guid(attributes.get("RelatedActivityID"))) is not None:
+        if ((related := attributes.get("RelatedActivityID")) is not None
+                and (related := guid(related)) is not None):
             winlog["related_activity_id"] = related
-    if (opcode := system.get("Opcode")) is not None:
+    if (opcode := get("Opcode")) is not None:
         winlog["opcode"] = OPCODES.get(opcode) or _scalar(opcode)
-    if (task := system.get("Task")) is not None:
-        winlog["task"] = task if task.__class__ is str else _scalar(task)
-    if (level := system.get("Level")) is not None:
+    if (task := get("Task")) is not None:
+        winlog["task"] = task if task.__class__ is str else str(task) if task.__class__ is int else _scalar(task)
+    if (level := get("Level")) is not None:
         level_name = LEVELS.get(level) or _scalar(level)
         winlog["level"] = level_name
         doc["log"] = {"level": level_name}
-    if (version := system.get("Version")) is not None:
+    if (version := get("Version")) is not None:
         if version.__class__ is not int:
             version = _number(_scalar(version))
         if version is not None:
             winlog["version"] = version
-    keywords: tuple[str, ...] = ()
-    if (mask := system.get("Keywords")).__class__ is str:
-        keywords = keyword_names(mask)
+    outcome = None
+    if (mask := get("Keywords")).__class__ is str:
+        keywords, outcome = _KEYWORD_FACTS.get(mask) or _keyword_facts(mask)  # the memo, inline
         if keywords:
             winlog["keywords"] = list(keywords)
     data = event_data(event)
     winlog["event_data"] = data
-    if user_sid is not None and channel != SECURITY:
+    is_security = channel == SECURITY
+    if user_sid is not None and not is_security:
         # The account the provider logged the event as (Sysmon: SYSTEM; 7045: the installer), as
         # the Sysmon and PowerShell pipelines copy it. Security events name their accounts in the data.
         doc["user"] = {"id": user_sid}
 
-    spec = SPECS.get((channel, code))
+    rules = CHANNEL_RULES.get(channel, OTHER_CHANNEL_RULES)
+    spec = rules.specs.get(code)
     if spec is not None:
         if spec.category:
             ecs_event["category"] = list(spec.category)
@@ -298,13 +383,10 @@ def map_windows_record(record: dict[str, Any]) -> Mapped:
             ecs_event["outcome"] = spec.outcome
         if spec.fill is not None:
             spec.fill(data, doc)
-    elif (fill := DEFAULT_FILLS.get(channel)) is not None:
+    elif (fill := rules.default_fill) is not None:
         fill(data, doc)
-    if channel == SECURITY and "outcome" not in ecs_event:
-        for name in keywords:
-            if (outcome := OUTCOMES.get(name)) is not None:
-                ecs_event["outcome"] = outcome
-                break
+    if is_security and outcome is not None and "outcome" not in ecs_event:
+        ecs_event["outcome"] = outcome
 
-    module, dataset = DATASETS.get(channel, OTHER_CHANNELS)
-    return Mapped(timestamp=timestamp, fields=doc, module=module, dataset=dataset)
+    # Positional arguments: a frozen dataclass' __init__ is a Python call, and keywords make it slower.
+    return Mapped(timestamp, doc, rules.module, rules.dataset)

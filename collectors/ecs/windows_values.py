@@ -124,12 +124,13 @@ def user_fields(sid: str | None, name: str | None, domain: str | None) -> dict[s
 
     A ``name@domain`` name (Kerberos, some logons) is cut at the ``@`` like Winlogbeat does.
     """
+    # ``value and value != "-"`` is ``text(value) is not None`` inline: this runs for most Security events.
     fields: dict[str, str] = {}
-    if (sid := text(sid)) is not None:
+    if sid and sid != "-":
         fields["id"] = sid
-    if (name := text(name)) is not None:
+    if name and name != "-":
         fields["name"] = name.partition("@")[0] or name
-    if (domain := text(domain)) is not None:
+    if domain and domain != "-":
         fields["domain"] = domain
     return fields
 
