@@ -209,7 +209,8 @@ def collect(
 def _load_rules(config: Settings, extra: list[Path] | None, *, quiet: bool = False) -> Any:
     from detection.rules import builtin_rules_path, load_rules
 
-    paths = [*([builtin_rules_path()] if config.rules.builtin else []), *config.rules.paths, *(extra or [])]
+    given = [*([builtin_rules_path()] if config.rules.builtin else []), *config.rules.paths, *(extra or [])]
+    paths = list(dict.fromkeys(path.resolve() for path in given))  # a folder named twice is loaded once
     for path in paths:
         if not path.exists():
             raise ConfigError([f"rules path {path}: does not exist"])
