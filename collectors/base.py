@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from civicsoc import __version__
 from civicsoc.errors import CivicsocError
@@ -30,9 +30,11 @@ class ParseError(CivicsocError):
     knows, which field); the source adds the location and dead-letters the record."""
 
 
-@dataclass(frozen=True, slots=True)
-class Mapped:
-    """What a line or record mapper returns: the event time, the ECS fields, and their dataset."""
+class Mapped(NamedTuple):
+    """What a line or record mapper returns: the event time, the ECS fields, and their dataset.
+
+    A named tuple rather than a frozen dataclass: as immutable, and cheaper to build once per record.
+    """
 
     timestamp: datetime
     fields: dict[str, Any]

@@ -98,9 +98,12 @@ class Collected:
     def __init__(self, gate: threading.Event | None = None) -> None:
         self.items: list[Item] = []
         self.gate = gate
+        self.entered = 0
+        """Calls that reached the sink, including one held at the gate."""
         self._condition = threading.Condition()
 
     def __call__(self, item: Item) -> None:
+        self.entered += 1
         if self.gate is not None:
             self.gate.wait()
         with self._condition:
@@ -390,6 +393,7 @@ def test_stop_without_drain_discards_and_counts(serve: Callable[..., tuple[Syslo
         for number in range(5):
             client.sendto(b"<13>Oct 11 22:14:15 h app: %d" % number, ("127.0.0.1", server.bound_ports["udp"]))
     _wait_until(lambda: server.counters()["udp"].received == 5, "5 datagrams")
+    _wait_until(lambda: sink.entered == 1, "the sink to hold the first item")
     stopper = threading.Thread(target=server.stop, kwargs={"drain": False, "timeout": WAIT})
     stopper.start()
     time.sleep(0.3)

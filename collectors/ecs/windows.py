@@ -123,41 +123,39 @@ def keyword_names(mask: str) -> tuple[str, ...]:
 
 
 _MEMO_LIMIT = 4096
-"""Bound of the per-value memos below: a log repeats a handful of masks and provider GUIDs, but
-hostile input must not grow them without end (a full memo is simply cleared)."""
+"""Bound of the per-record memos (``_HEADERS``, ``_DECIMALS``): logs repeat a small set of values,
+but hostile input must not grow a memo without end, so a full one is simply cleared."""
 
-_KEYWORD_FACTS: dict[str, tuple[tuple[str, ...], str | None]] = {}
-_PROVIDER_GUIDS: dict[str, str | None] = {}
-_UNSEEN = object()
 _fromisoformat = datetime.fromisoformat
 
 
+@lru_cache(maxsize=1024)
 def _keyword_facts(mask: str) -> tuple[tuple[str, ...], str | None]:
-    """A Keywords mask's names and the Security outcome they imply (the first of them that has one).
-
-    Memoized in a plain dict, as the provider GUIDs are: a dict lookup per record is cheaper than
-    an ``lru_cache`` call, and the mapper runs for every record.
-    """
-    facts = _KEYWORD_FACTS.get(mask)
-    if facts is None:
-        names = keyword_names(mask)
-        facts = (names, next((OUTCOMES[name] for name in names if name in OUTCOMES), None))
-        if len(_KEYWORD_FACTS) >= _MEMO_LIMIT:
-            _KEYWORD_FACTS.clear()
-        _KEYWORD_FACTS[mask] = facts
-    return facts
+    """A Keywords mask's names and the Security outcome they imply (the first of them that has one)."""
+    names = keyword_names(mask)
+    return names, next((OUTCOMES[name] for name in names if name in OUTCOMES), None)
 
 
+@lru_cache(maxsize=256)
 def _provider_guid(value: str) -> str | None:
-    """Provider GUIDs as Windows renders them (``guid``), memoized: a log has a handful of providers."""
-    rendered = _PROVIDER_GUIDS.get(value, _UNSEEN)
-    if rendered is not _UNSEEN:
-        return rendered
-    rendered = guid(value)
-    if len(_PROVIDER_GUIDS) >= _MEMO_LIMIT:
-        _PROVIDER_GUIDS.clear()
-    _PROVIDER_GUIDS[value] = rendered
-    return rendered
+    """Provider GUIDs as Windows renders them; cached, as a log has a handful of providers."""
+    return guid(value)
+
+
+_DECIMALS: dict[int, str] = {}
+
+
+def _decimal(number: int) -> str:
+    """``str(number)``, memoized in ``_DECIMALS`` for the small repeating numbers (event ids, tasks).
+
+    Read inline as ``_DECIMALS.get(n) or _decimal(n)``: the memo's strings keep their hash, so the
+    record's header key hashes cheaply, and no new string is made per record.
+    """
+    text = str(number)
+    if len(_DECIMALS) >= _MEMO_LIMIT:
+        _DECIMALS.clear()
+    _DECIMALS[number] = text
+    return text
 
 
 def _scalar(value: Any) -> str | None:
@@ -220,9 +218,11 @@ def event_data(event: dict[str, Any]) -> dict[str, Any]:
     flat = dict(data)  # a C-speed copy; then only the few typed values are rewritten
     flat.pop("#attributes", None)
     for name, value in data.items():
-        kind = value.__class__
-        if kind is str:
+        # Most values are text and this test is all the loop does for them; ``type(value)`` is the
+        # interpreter's specialized fast path here, a little cheaper than ``value.__class__``.
+        if type(value) is str:
             continue
+        kind = type(value)
         if kind is int:  # the commonest typed value (pids, logon types, ports)
             flat[name] = str(value)
         elif name == "Data" and (kind is dict or kind is list):
@@ -260,16 +260,95 @@ def _utc_time(stamp: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class RecordHeader:
+    """What a record's repeating System values decide: everything but the per-record parts.
+
+    Records of one log repeat their provider, event id, channel, computer, account, level, task,
+    opcode, version and keywords; the mapping of those is computed once per combination
+    (``_HEADERS``) and each record copies ``winlog``/``event`` (C-speed shallow copies of text
+    values) and adds its own record id, process, activity ids and event data.
+    """
+
+    winlog: dict[str, Any]
+    """``winlog`` fields decided by the header: event_id, channel, provider_name/guid, computer_name, opcode …"""
+    event: dict[str, Any]
+    """``event`` fields: kind, code, provider, action, outcome."""
+    category: tuple[str, ...]
+    type: tuple[str, ...]
+    keywords: tuple[str, ...]
+    host_name: str | None
+    level: str | None
+    user_sid: str | None
+    user_id: str | None
+    """``user.id``: the record's UserID, except on Security, whose events name their accounts in the data."""
+    fill: Fill | None
+    module: str
+    dataset: str
+
+
+_HEADERS: dict[tuple[Any, ...], RecordHeader] = {}
+
+
+def _record_header(channel: Any, code: str, provider_name: Any, raw_guid: Any, computer: Any, user_sid: Any,
+                   opcode: Any, task: Any, level: Any, version: Any, mask: Any) -> RecordHeader:
+    """The header mapping for one combination of System values (see ``RecordHeader``)."""
+    winlog: dict[str, Any] = {"event_id": code}
+    ecs_event: dict[str, Any] = {"kind": "event", "code": code}
+    if channel is not None:
+        winlog["channel"] = channel
+    if provider_name is not None:
+        winlog["provider_name"] = provider_name
+        ecs_event["provider"] = provider_name
+    if raw_guid is not None and (provider_guid := _provider_guid(raw_guid)):
+        winlog["provider_guid"] = provider_guid
+    if computer is not None:
+        winlog["computer_name"] = computer
+    if opcode is not None:
+        winlog["opcode"] = OPCODES.get(opcode) or _scalar(opcode)
+    if task is not None:
+        winlog["task"] = task if task.__class__ is str else _scalar(task)
+    level_name = None
+    if level is not None:
+        level_name = LEVELS.get(level) or _scalar(level)
+        winlog["level"] = level_name
+    if version is not None:
+        if version.__class__ is not int:
+            version = _number(_scalar(version))
+        if version is not None:
+            winlog["version"] = version
+    keywords: tuple[str, ...] = ()
+    keyword_outcome = None
+    if mask.__class__ is str:
+        keywords, keyword_outcome = _keyword_facts(mask)
+    is_security = channel == SECURITY
+    rules = CHANNEL_RULES.get(channel, OTHER_CHANNEL_RULES) if channel.__class__ is str else OTHER_CHANNEL_RULES
+    spec = rules.specs.get(code)
+    category: tuple[str, ...] = ()
+    kind: tuple[str, ...] = ()
+    fill = rules.default_fill
+    if spec is not None:
+        category, kind, fill = spec.category, spec.type, spec.fill
+        ecs_event["action"] = spec.action
+        if spec.outcome is not None:
+            ecs_event["outcome"] = spec.outcome
+    if is_security and keyword_outcome is not None and "outcome" not in ecs_event:
+        # No filler sets event.outcome, so the keywords' outcome can be decided here.
+        ecs_event["outcome"] = keyword_outcome
+    return RecordHeader(winlog, ecs_event, category, kind, keywords, computer, level_name, user_sid,
+                        None if is_security else user_sid, fill, rules.module, rules.dataset)
+
+
 def map_windows_record(record: dict[str, Any]) -> Mapped:
     """One EVTX record (the ``evtx`` crate's JSON, parsed) → its ECS fields, time and dataset.
 
     Raises ``ParseError`` naming the missing or malformed part when the record has no
     ``Event.System``, event id or creation time; everything else is optional and mapped when present.
 
-    This runs for every record, so it is written for speed where that is cheap to read: the
-    crate's usual shapes (numbers as ``int``, attributes as dicts) are tested first and take no
-    function call, the general conversions (``_scalar``, ``_number``) serve the rest, and an
-    optional System element is only looked into when present.
+    This runs for every record, so it is written for speed: the System values that repeat from
+    record to record are mapped once per combination (``RecordHeader``), the crate's usual shapes
+    (numbers as ``int``, attributes as dicts) are tested first and take no function call, and the
+    general conversions (``_scalar``, ``_number``) serve the rest.
     """
     event = record.get("Event") if record.__class__ is dict else None
     if event.__class__ is not dict:
@@ -279,46 +358,47 @@ def map_windows_record(record: dict[str, Any]) -> Mapped:
         raise ParseError("Event.System: expected an object with the record's system properties")
     get = system.get  # bound once: System is read a dozen times
 
-    created = get("TimeCreated")
-    if (created.__class__ is dict and (attributes := created.get("#attributes")).__class__ is dict
-            and (stamp := attributes.get("SystemTime")).__class__ is str):
-        try:  # the usual "…Z" stamp, inline; anything else takes the general path, which raises clearly
-            timestamp = _fromisoformat(stamp)
-        except ValueError:
-            timestamp = None
-        if timestamp is None or timestamp.tzinfo is not UTC:
-            timestamp = _utc_time(stamp)
-    else:
-        timestamp = parse_system_time(system)  # raises the error that names what is wrong
+    try:  # the crate's shape, read directly; any other shape takes the general path, which raises clearly
+        stamp = get("TimeCreated")["#attributes"]["SystemTime"]
+        timestamp = _fromisoformat(stamp)
+    except (TypeError, KeyError, ValueError):
+        timestamp = parse_system_time(system)
+    if timestamp.tzinfo is not UTC:  # the crate always writes the Z; anything else is converted
+        timestamp = _utc_time(stamp)
 
     code = get("EventID")
     if code.__class__ is not str:
-        code = str(code) if code.__class__ is int else _scalar(code)
+        code = (_DECIMALS.get(code) or _decimal(code)) if code.__class__ is int else _scalar(code)
         if code is None:
             raise ParseError("Event.System.EventID: expected the event id")
-    channel = get("Channel")
-
-    winlog: dict[str, Any] = {"event_id": code}
-    ecs_event: dict[str, Any] = {"kind": "event", "code": code}
-    doc: dict[str, Any] = {"event": ecs_event, "winlog": winlog}
-    if channel is not None:
-        winlog["channel"] = channel
-    if (record_id := get("EventRecordID")) is not None:
-        winlog["record_id"] = record_id if record_id.__class__ is str else str(record_id)
+    provider_name = raw_guid = user_sid = None
     provider = get("Provider")
     if provider.__class__ is dict and (attributes := provider.get("#attributes")).__class__ is dict:
-        if (provider_name := attributes.get("Name")) is not None:
-            winlog["provider_name"] = provider_name
-            ecs_event["provider"] = provider_name
-        if (raw_guid := attributes.get("Guid")) is not None:
-            provider_guid = _PROVIDER_GUIDS.get(raw_guid, _UNSEEN)  # the memo, inline; a miss fills it
-            if provider_guid is _UNSEEN:
-                provider_guid = _provider_guid(raw_guid)
-            if provider_guid:
-                winlog["provider_guid"] = provider_guid
-    if (computer := get("Computer")) is not None:
-        winlog["computer_name"] = computer
-        doc["host"] = {"name": computer}
+        provider_name = attributes.get("Name")
+        raw_guid = attributes.get("Guid")
+    security = get("Security")
+    if security.__class__ is dict and (attributes := security.get("#attributes")).__class__ is dict:
+        user_sid = attributes.get("UserID")
+    task = get("Task")
+    if task.__class__ is int:
+        task = _DECIMALS.get(task) or _decimal(task)
+    key = (get("Channel"), code, provider_name, raw_guid, get("Computer"), user_sid, get("Opcode"), task,
+           get("Level"), get("Version"), get("Keywords"))
+    try:
+        header = _HEADERS.get(key)
+    except TypeError:  # a System value that is an object (never from the crate): mapped, not memoized
+        header = _record_header(*key)
+    if header is None:
+        header = _record_header(*key)
+        if len(_HEADERS) >= _MEMO_LIMIT:
+            _HEADERS.clear()
+        _HEADERS[key] = header
+
+    winlog = header.winlog.copy()
+    ecs_event = header.event.copy()
+    doc: dict[str, Any] = {"event": ecs_event, "winlog": winlog}
+    if (record_id := get("EventRecordID")) is not None:
+        winlog["record_id"] = record_id if record_id.__class__ is str else str(record_id)
     execution = get("Execution")
     if execution.__class__ is dict and (attributes := execution.get("#attributes")).__class__ is dict:
         pid = attributes.get("ProcessID")
@@ -333,10 +413,7 @@ def map_windows_record(record: dict[str, Any]) -> Mapped:
                 process["thread"] = {"id": thread}
             if process:
                 winlog["process"] = process
-    user_sid = None
-    security = get("Security")
-    if (security.__class__ is dict and (attributes := security.get("#attributes")).__class__ is dict
-            and (user_sid := attributes.get("UserID")) is not None):
+    if user_sid is not None:
         winlog["user"] = {"identifier": user_sid}
     correlation = get("Correlation")
     if correlation.__class__ is dict and (attributes := correlation.get("#attributes")).__class__ is dict:
@@ -345,48 +422,22 @@ def map_windows_record(record: dict[str, Any]) -> Mapped:
         if ((related := attributes.get("RelatedActivityID")) is not None
                 and (related := guid(related)) is not None):
             winlog["related_activity_id"] = related
-    if (opcode := get("Opcode")) is not None:
-        winlog["opcode"] = OPCODES.get(opcode) or _scalar(opcode)
-    if (task := get("Task")) is not None:
-        winlog["task"] = task if task.__class__ is str else str(task) if task.__class__ is int else _scalar(task)
-    if (level := get("Level")) is not None:
-        level_name = LEVELS.get(level) or _scalar(level)
-        winlog["level"] = level_name
-        doc["log"] = {"level": level_name}
-    if (version := get("Version")) is not None:
-        if version.__class__ is not int:
-            version = _number(_scalar(version))
-        if version is not None:
-            winlog["version"] = version
-    outcome = None
-    if (mask := get("Keywords")).__class__ is str:
-        keywords, outcome = _KEYWORD_FACTS.get(mask) or _keyword_facts(mask)  # the memo, inline
-        if keywords:
-            winlog["keywords"] = list(keywords)
-    data = event_data(event)
-    winlog["event_data"] = data
-    is_security = channel == SECURITY
-    if user_sid is not None and not is_security:
+    if header.keywords:
+        winlog["keywords"] = [*header.keywords]
+    data = winlog["event_data"] = event_data(event)
+    if header.category:
+        ecs_event["category"] = [*header.category]
+    if header.type:
+        ecs_event["type"] = [*header.type]
+    if header.host_name is not None:
+        doc["host"] = {"name": header.host_name}
+    if header.level is not None:
+        doc["log"] = {"level": header.level}
+    if header.user_id is not None:
         # The account the provider logged the event as (Sysmon: SYSTEM; 7045: the installer), as
         # the Sysmon and PowerShell pipelines copy it. Security events name their accounts in the data.
-        doc["user"] = {"id": user_sid}
+        doc["user"] = {"id": header.user_id}
+    if header.fill is not None:
+        header.fill(data, doc)
+    return Mapped(timestamp, doc, header.module, header.dataset)
 
-    rules = CHANNEL_RULES.get(channel, OTHER_CHANNEL_RULES)
-    spec = rules.specs.get(code)
-    if spec is not None:
-        if spec.category:
-            ecs_event["category"] = list(spec.category)
-        if spec.type:
-            ecs_event["type"] = list(spec.type)
-        ecs_event["action"] = spec.action
-        if spec.outcome is not None:
-            ecs_event["outcome"] = spec.outcome
-        if spec.fill is not None:
-            spec.fill(data, doc)
-    elif (fill := rules.default_fill) is not None:
-        fill(data, doc)
-    if is_security and outcome is not None and "outcome" not in ecs_event:
-        ecs_event["outcome"] = outcome
-
-    # Positional arguments: a frozen dataclass' __init__ is a Python call, and keywords make it slower.
-    return Mapped(timestamp, doc, rules.module, rules.dataset)

@@ -135,25 +135,35 @@ def target_as_effective(data: dict[str, Any], doc: dict[str, Any]) -> None:
 
 
 def process_and_source(data: dict[str, Any], doc: dict[str, Any]) -> None:
-    """ProcessId/ProcessName → ``process``; IpAddress/IpPort/WorkstationName → ``source``."""
+    """ProcessId/ProcessName → ``process``; IpAddress/IpPort/WorkstationName → ``source``.
+
+    Half the Security events run this: decimal numbers are converted inline and ``put`` is inlined
+    (``process``/``source`` are merged into what is there, as ``put`` does).
+    """
     get = data.get
     process: dict[str, Any] = {}
-    if (pid := get("ProcessId")) is not None and (pid := to_int(pid)) is not None:
+    if (pid := get("ProcessId")) is not None and (pid := int(pid) if pid.isdigit() else to_int(pid)) is not None:
         process["pid"] = pid
     if (executable := get("ProcessName")) and executable != "-":
         process["executable"] = executable  # process_fields, inline
         process["name"] = executable.rpartition("\\")[2]
     if process:
-        put(doc, "process", process)
+        if "process" in doc:
+            doc["process"].update(process)
+        else:
+            doc["process"] = process
     source: dict[str, Any] = {}
     if (address := get("IpAddress")) is not None and (address := ip(address)) is not None:
         source["ip"] = address
-    if (port := get("IpPort")) is not None and (port := to_int(port)):
+    if (port := get("IpPort")) is not None and (port := int(port) if port.isdigit() else to_int(port)):
         source["port"] = port
     if (workstation := get("WorkstationName") or get("Workstation")) and workstation != "-":
         source["domain"] = workstation
     if source:
-        put(doc, "source", source)
+        if "source" in doc:
+            doc["source"].update(source)
+        else:
+            doc["source"] = source
 
 
 def subject_logon_id(data: dict[str, Any], doc: dict[str, Any]) -> None:
@@ -210,6 +220,12 @@ def common(data: dict[str, Any], doc: dict[str, Any]) -> None:
         doc["winlog"].setdefault("logon", {})["id"] = logon_id
     if "ServiceName" in data or "ServiceType" in data:
         service(data, doc)
+
+
+def failed_logon(data: dict[str, Any], doc: dict[str, Any]) -> None:
+    """4625, the commonest Security event in practice: ``logon`` then ``logon_failure``, one call."""
+    logon(data, doc)
+    logon_failure(data, doc)
 
 
 def logon(data: dict[str, Any], doc: dict[str, Any]) -> None:
@@ -491,7 +507,7 @@ _CATEGORIZATION: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
 _FILLS: dict[str, tuple[Fill, ...]] = {
     "1102": (subject_user, subject_logon_id),  # the UserData (LogFileCleared) is flattened like EventData
     "4624": LOGON,
-    "4625": (*LOGON, logon_failure),
+    "4625": (failed_logon,),
     "4634": (target_user, target_logon_id, logon_type),
     "4647": (target_user, target_logon_id),
     "4648": (*COMMON, target_user, target_as_effective),

@@ -1,7 +1,8 @@
 """What the Windows mappers know about one kind of event: its ECS categorization and its filler.
 
 Each channel module (``windows_security``, ``windows_sysmon``, ...) exports a table of these keyed
-by event id, and ``windows.map_windows_record`` looks one up per record with a single dict access.
+by event id, and ``windows.map_windows_record`` looks one up with a single dict access (once per
+repeating record header, see ``windows.RecordHeader``).
 """
 
 from __future__ import annotations

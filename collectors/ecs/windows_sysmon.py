@@ -16,7 +16,6 @@ from collectors.ecs.windows_values import (
     file_fields,
     guid,
     ip,
-    process_fields,
     split_account,
     text,
     to_int,
@@ -62,32 +61,38 @@ HASH_NAMES = {"MD5": "md5", "SHA1": "sha1", "SHA256": "sha256", "SHA384": "sha38
 
 # --- steps ---------------------------------------------------------------------------------------
 
+# Every Sysmon event runs ``acting_process`` and event 1 (the commonest) runs the rest below:
+# ``value and value != "-"`` stands for ``text(value) is not None`` inline (event data values are
+# text), and decimal numbers are converted inline, to keep helper calls off this path.
+
 def acting_process(data: dict[str, Any], doc: dict[str, Any]) -> None:
     """ProcessGuid/ProcessId/Image (or the Source* variants of events 8 and 10), and the user."""
+    get = data.get
     process: dict[str, Any] = {}
-    entity = guid(data.get("ProcessGuid") or data.get("SourceProcessGuid") or data.get("SourceProcessGUID"))
+    entity = guid(get("ProcessGuid") or get("SourceProcessGuid") or get("SourceProcessGUID"))
     if entity is not None:
         process["entity_id"] = entity
-    pid = data.get("ProcessId")
+    pid = get("ProcessId")
     if pid is None:
-        pid = data.get("SourceProcessId")
-    if (number := to_int(pid)) is not None:
-        process["pid"] = number
-    image = text(data.get("Image") or data.get("SourceImage"))
-    if image is not None:
-        process.update(process_fields(image))
-    if (thread := to_int(data.get("SourceThreadId"))) is not None:
+        pid = get("SourceProcessId")
+    if pid is not None and (pid := int(pid) if pid.isdigit() else to_int(pid)) is not None:
+        process["pid"] = pid
+    if (image := get("Image") or get("SourceImage")) and image != "-":
+        process["executable"] = image  # process_fields, inline
+        process["name"] = image.rpartition("\\")[2]
+    if (thread := get("SourceThreadId")) is not None and (thread := to_int(thread)) is not None:
         process["thread"] = {"id": thread}
-    put(doc, "process", process)
+    if process:
+        put(doc, "process", process)
     if "User" in data or "SourceUser" in data:
-        domain, name = split_account(data.get("User") or data.get("SourceUser"))
+        domain, name = split_account(get("User") or get("SourceUser"))
         user = {}
         if name is not None:
             user["name"] = name
         if domain is not None:
             user["domain"] = domain
         put(doc, "user", user)
-    if (rule := text(data.get("RuleName"))) is not None:
+    if (rule := get("RuleName")) and rule != "-":
         doc["rule"] = {"name": rule}
 
 
@@ -123,33 +128,37 @@ def process_hashes(data: dict[str, Any], doc: dict[str, Any]) -> None:
 def pe_metadata(data: dict[str, Any], target: dict[str, Any]) -> None:
     """OriginalFileName/Company/Description/FileVersion/Product → ``<target>.pe``."""
     pe = target.get("pe") or {}
-    for source_name, ecs_name in (("OriginalFileName", "original_file_name"), ("Company", "company"),
-                                  ("Description", "description"), ("FileVersion", "file_version"),
-                                  ("Product", "product")):
-        if (value := text(data.get(source_name))) is not None:
+    for source_name, ecs_name in _PE_FIELDS:
+        if (value := data.get(source_name)) and value != "-":
             pe[ecs_name] = value
     if pe:
         target["pe"] = pe
 
 
+_PE_FIELDS = (("OriginalFileName", "original_file_name"), ("Company", "company"), ("Description", "description"),
+              ("FileVersion", "file_version"), ("Product", "product"))
+
+
 def process_create(data: dict[str, Any], doc: dict[str, Any]) -> None:
     """Event 1: the new process and its parent."""
     acting_process(data, doc)
+    get = data.get
     process = doc.setdefault("process", {})
-    if (command_line := text(data.get("CommandLine"))) is not None:
+    if (command_line := get("CommandLine")) and command_line != "-":
         process["command_line"] = command_line
-    if (directory := text(data.get("CurrentDirectory"))) is not None:
+    if (directory := get("CurrentDirectory")) and directory != "-":
         process["working_directory"] = directory
     pe_metadata(data, process)
     process_hashes(data, doc)
     parent: dict[str, Any] = {}
-    if (parent_entity := guid(data.get("ParentProcessGuid"))) is not None:
+    if (parent_entity := guid(get("ParentProcessGuid"))) is not None:
         parent["entity_id"] = parent_entity
-    if (pid := to_int(data.get("ParentProcessId"))) is not None:
+    if (pid := get("ParentProcessId")) is not None and (pid := int(pid) if pid.isdigit() else to_int(pid)) is not None:
         parent["pid"] = pid
-    if (image := text(data.get("ParentImage"))) is not None:
-        parent.update(process_fields(image))
-    if (parent_command_line := text(data.get("ParentCommandLine"))) is not None:
+    if (image := get("ParentImage")) and image != "-":
+        parent["executable"] = image  # process_fields, inline
+        parent["name"] = image.rpartition("\\")[2]
+    if (parent_command_line := get("ParentCommandLine")) and parent_command_line != "-":
         parent["command_line"] = parent_command_line
     if parent:
         process["parent"] = parent

@@ -20,6 +20,8 @@ PLACEHOLDERS = frozenset({"", "-"})
 
 NULL_GUID = "{00000000-0000-0000-0000-000000000000}"
 
+_HEX_PREFIXES = frozenset({"0x", "0X"})
+
 
 def text(value: str | None) -> str | None:
     """The value, or ``None`` for a Windows placeholder."""
@@ -34,11 +36,12 @@ def to_int(value: str | None) -> int | None:
     Security events write pids as hex (``NewProcessId`` ``0x1a4``), Sysmon as decimal: both occur
     under the same ECS field, which is a ``long``.
     """
-    if value is None or value in PLACEHOLDERS:
+    if value is None:
         return None
+    # No placeholder test: "" and "-" are neither decimal nor hex and fall through to None below.
     if value.isdigit():
         return int(value)
-    if value[:2] in ("0x", "0X"):
+    if value[:2] in _HEX_PREFIXES:
         digits = value[2:]
         if digits and digits.isalnum():
             try:  # isalnum lets through letters beyond f; int() is the real check, on rare bad input only
