@@ -13,9 +13,9 @@ from pathlib import Path
 
 from civicsoc.errors import CivicsocError
 from civicsoc.store import Store
-from collectors.base import CollectorContext, DeadLetter
+from collectors.base import CollectorContext
 from collectors.shipper import DetectionHook, Shipper
-from collectors.sources import FileKind, detect_kind, expand_paths, reader
+from collectors.sources import FileKind, FileReport, read_files
 
 Progress = Callable[[Path, int], None]
 """Called as files are read: (the file, events read from it so far)."""
@@ -60,35 +60,19 @@ def ingest_files(
     progress: Progress | None = None,
 ) -> IngestSummary:
     summary = IngestSummary()
+    report = FileReport()
     started = time.perf_counter()
-    explicit = {path for path in paths if not path.is_dir()}
     shipper = Shipper(store, state_dir=state_dir, detection=detection).start()
     try:
-        for path in expand_paths(paths):
-            try:
-                file_kind = kind or detect_kind(path)
-            except CivicsocError as exc:
-                (summary.failed if path in explicit else summary.skipped).append((str(path), str(exc)))
-                continue
-            read = 0
-            try:
-                for item in reader(file_kind)(path, context):
-                    shipper.put(item, str(path))
-                    if not isinstance(item.value, DeadLetter):
-                        read += 1
-                        if progress is not None and read % 1000 == 0:
-                            progress(path, read)
-            except CivicsocError as exc:  # the file as a whole is unreadable; what came before is kept
-                summary.failed.append((str(path), str(exc)))
-            summary.files += 1
-            summary.events += read
-            if progress is not None:
-                progress(path, read)
+        for path, item in read_files(paths, context, report, kind=kind, progress=progress):
+            shipper.put(item, str(path))
     finally:
         delivered = shipper.stop(drain=True)
     if not delivered:
         raise CivicsocError(f"the store did not take every event ({shipper.last_store_error}); "
                             "run the same command again: what was stored is skipped")
+    summary.files, summary.events = report.files, report.events
+    summary.failed, summary.skipped = report.failed, report.skipped
     summary.stored, summary.duplicates = shipper.stored, shipper.duplicates
     summary.dead_lettered = shipper.dead_letters.written
     if summary.dead_lettered:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Literal, get_args
 
-from collectors.base import CollectorContext, Item, LineParser, ParseError
+from civicsoc.errors import CivicsocError
+from collectors.base import CollectorContext, DeadLetter, Item, LineParser, ParseError
 from collectors.tail import read_file_once
 
 FileKind = Literal["evtx", "pcap", "syslog", "auth", "audit", "access", "ndjson"]
@@ -112,3 +114,51 @@ def expand_paths(paths: list[Path]) -> list[Path]:
         else:
             found.append(path)
     return found
+
+
+@dataclass
+class FileReport:
+    """What ``read_files`` did with each file: read, skipped (of no known kind, inside a given folder),
+    or failed (named explicitly but of no known kind, or unreadable as a whole)."""
+
+    files: int = 0
+    events: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def read_files(
+    paths: list[Path],
+    context: CollectorContext,
+    report: FileReport,
+    *,
+    kind: FileKind | None = None,
+    progress: Callable[[Path, int], None] | None = None,
+    progress_every: int = 1000,
+) -> Iterator[tuple[Path, Item]]:
+    """Every item of every file under ``paths``, for one-shot reads (``ingest`` and ``hunt``).
+
+    A file that cannot be read is reported and the others go on; what a file yielded before it
+    failed is kept.
+    """
+    explicit = {path for path in paths if not path.is_dir()}
+    for path in expand_paths(paths):
+        try:
+            file_kind = kind or detect_kind(path)
+        except CivicsocError as exc:
+            (report.failed if path in explicit else report.skipped).append((str(path), str(exc)))
+            continue
+        count = 0
+        try:
+            for item in reader(file_kind)(path, context):
+                if not isinstance(item.value, DeadLetter):
+                    count += 1
+                    if progress is not None and count % progress_every == 0:
+                        progress(path, count)
+                yield path, item
+        except CivicsocError as exc:
+            report.failed.append((str(path), str(exc)))
+        report.files += 1
+        report.events += count
+        if progress is not None:
+            progress(path, count)

@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from civicsoc.errors import AlreadyExists, CivicsocError
+from civicsoc.errors import AlreadyExists
 from civicsoc.event import Event
 from civicsoc.records import Severity
 from civicsoc.store import EventQuery, Scope, Store
 from collectors.base import CollectorContext, DeadLetter
-from collectors.sources import FileKind, detect_kind, expand_paths, reader
+from collectors.sources import FileKind, FileReport, read_files
 from detection.alerts import alert_from_events
 from detection.correlation import CorrelationEngine, CorrelationMatch
 from detection.engine import IndexedEngine, Match
@@ -140,37 +140,22 @@ def hunt_files(
 ) -> HuntSummary:
     """Hunt through files; reading errors of one file are reported and the others go on."""
     summary = HuntSummary()
+    report = FileReport()
     started = time.perf_counter()
     context = CollectorContext(tenant="hunt", agent_id="civicsoc-hunt")
-    explicit = {path for path in paths if not path.is_dir()}
 
     def events() -> Iterator[tuple[Event, str | None]]:
-        for path in expand_paths(paths):
-            try:
-                file_kind = kind or detect_kind(path)
-            except CivicsocError as exc:
-                (summary.failed if path in explicit else summary.skipped).append((str(path), str(exc)))
-                continue
-            count = 0
-            try:
-                for item in reader(file_kind)(path, context):
-                    if isinstance(item.value, DeadLetter):
-                        summary.dead_lettered += 1
-                        continue
-                    count += 1
-                    summary.events += 1
-                    if progress is not None and count % 2000 == 0:
-                        progress(path, count)
-                    yield item.value, str(path)
-            except CivicsocError as exc:
-                summary.failed.append((str(path), str(exc)))
-            summary.files += 1
-            if progress is not None:
-                progress(path, count)
+        for path, item in read_files(paths, context, report, kind=kind, progress=progress, progress_every=2000):
+            if isinstance(item.value, DeadLetter):
+                summary.dead_lettered += 1
+            else:
+                yield item.value, str(path)
 
     for finding in hunt_events(events(), rules, min_level=min_level):
         summary.matches += 1
         on_finding(finding)
+    summary.files, summary.events = report.files, report.events
+    summary.failed, summary.skipped = report.failed, report.skipped
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -85,7 +85,7 @@ def alerts() -> list[Alert]:
 
 def test_grouping_follows_the_policy_whatever_the_order(alerts: list[Alert], tmp_path: Path) -> None:
     expected = expected_partition(alerts, DEFAULT_WINDOW)
-    assert 1 < len(expected) < len(alerts), "the sample should group some alerts and not others"
+    assert len(alerts) > len(expected) > 1, "the sample should group some alerts and not others"
     in_order = SqliteStore(f"sqlite:///{tmp_path / 'a.db'}")
     in_order.setup()
     assert group_all(in_order, alerts) == expected
