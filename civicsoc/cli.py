@@ -252,7 +252,8 @@ def hunt(
     File hunts print one line per match on stdout and progress and a summary on stderr. Store hunts
     turn matches into alerts and incidents (de-duplicated against what the stream raised).
     """
-    from detection.hunt import Finding, hunt_files
+    from detection.findings import Finding
+    from detection.hunt import hunt_files
 
     config = settings()
     ruleset = _load_rules(config, rules)
@@ -262,7 +263,7 @@ def hunt(
         return
     if not paths:
         raise typer.BadParameter("give files or folders to hunt through, or --store with --from/--to")
-    writer = _finding_writer(output)
+    writer = _FindingWriter(output)
 
     def emit(finding: Finding) -> None:
         writer.write(finding)
@@ -345,10 +346,6 @@ class _FindingWriter:
                 table.add_row(values[0], values[1], values[2], values[7], values[5], values[6])
             out.print(table)
         sys.stdout.flush()
-
-
-def _finding_writer(kind: HuntFormat) -> _FindingWriter:
-    return _FindingWriter(kind)
 
 
 @rules_app.command("check")

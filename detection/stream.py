@@ -17,7 +17,7 @@ from civicsoc.event import Event
 from civicsoc.store import Scope, Store
 from detection.alerts import alert_from_events
 from detection.engine import IndexedEngine
-from detection.hunt import Correlator, Finding
+from detection.findings import Correlator, Finding
 from detection.incidents import IncidentGrouper
 from detection.rules import RuleSet
 

@@ -12,7 +12,8 @@ import pytest
 from civicsoc.event import Event
 from collectors.base import CollectorContext
 from collectors.evtx import read_evtx
-from detection.hunt import Finding, hunt_files
+from detection.findings import Finding
+from detection.hunt import hunt_files
 from detection.rules import RuleSet, builtin_rules_path, load_rules
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
