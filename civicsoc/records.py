@@ -1,4 +1,5 @@
-"""Domain records kept in the store besides events: alerts, incidents and the audit trail.
+"""Domain records kept in the store besides events: alerts, incidents, the audit trail, and the
+state the API keeps (tenants, tokens, rule settings and exceptions, comments, collectors, playbook runs).
 
 They are pydantic models (frozen: change one with ``model_copy(update=...)``) because they cross
 the store and API edges as JSON and must be validated there. Free-form maps (``fields``,
@@ -130,10 +131,18 @@ class Incident(Record):
     domains: list[str] = []
     hashes: list[str] = []
     duplicate_of: str | None = None
+    severity_reason: str | None = None
+    """Why an analyst overrode the computed severity (``None``: severity is the highest alert level)."""
     first_seen: UtcDateTime
     last_seen: UtcDateTime
     created_at: UtcDateTime = Field(default_factory=utcnow)
+    """Detection time: when civicsoc opened the incident."""
     updated_at: UtcDateTime = Field(default_factory=utcnow)
+    acknowledged_at: UtcDateTime | None = None
+    significant_at: UtcDateTime | None = None
+    """When the incident was confirmed significant: the start of the NIS2 and GDPR clocks."""
+    contained_at: UtcDateTime | None = None
+    resolved_at: UtcDateTime | None = None
 
 
 class AuditRecord(Record):
@@ -161,4 +170,143 @@ class AuditRecord(Record):
         return f"{seq:012d}"
 
 
-RECORD_TYPES: tuple[type[Record], ...] = (Alert, Incident, AuditRecord)
+class Role(StrEnum):
+    """What a token may do. ``admin`` acts in every tenant; the others only in their own."""
+
+    admin = "admin"
+    analyst = "analyst"
+    compliance = "compliance"
+    collector = "collector"
+    viewer = "viewer"
+
+
+class Tenant(Record):
+    """An agency. The id is the tenant slug, equal to ``tenant``."""
+
+    collection: ClassVar[str] = "tenants"
+
+    name: str
+    created_at: UtcDateTime = Field(default_factory=utcnow)
+
+
+class Token(Record):
+    """An API bearer token. Only a slow hash of its secret is kept; the secret is shown once.
+
+    ``tenant`` is the home tenant; ``tenants`` every tenant it may act in (ignored for ``admin``).
+    """
+
+    collection: ClassVar[str] = "tokens"
+    unindexed: ClassVar[frozenset[str]] = frozenset({"secret_hash"})
+
+    name: str
+    role: Role
+    tenants: list[str]
+    secret_hash: str
+    created_by: str
+    created_at: UtcDateTime = Field(default_factory=utcnow)
+    expires_at: UtcDateTime | None = None
+    revoked_at: UtcDateTime | None = None
+
+
+class RuleSetting(Record):
+    """A tenant's choice about one rule (today: enabled or not), with who chose it and why."""
+
+    collection: ClassVar[str] = "rule_settings"
+
+    rule_id: str
+    enabled: bool = True
+    reason: str = ""
+    updated_by: str
+    updated_at: UtcDateTime = Field(default_factory=utcnow)
+
+    @staticmethod
+    def id_for(tenant: str, rule_id: str) -> str:
+        return f"{tenant}.{rule_id}"
+
+
+class RuleException(Record):
+    """Events of a tenant that a rule (or every rule, ``*``) must not alert on.
+
+    ``conditions`` maps an ECS field to the values it may take; an event is excepted when every
+    field holds one of its values (compared case-insensitively, as Sigma compares).
+    """
+
+    collection: ClassVar[str] = "exceptions"
+    unindexed: ClassVar[frozenset[str]] = frozenset({"conditions"})
+
+    rule_id: str
+    conditions: dict[str, list[str]] = Field(min_length=1)
+    reason: str = Field(min_length=1)
+    expires_at: UtcDateTime
+    created_by: str
+    created_at: UtcDateTime = Field(default_factory=utcnow)
+    revoked_at: UtcDateTime | None = None
+
+
+class Comment(Record):
+    collection: ClassVar[str] = "comments"
+
+    incident_id: str
+    author: str
+    text: str = Field(min_length=1, max_length=20_000)
+    created_at: UtcDateTime = Field(default_factory=utcnow)
+
+
+class CollectorStatus(Record):
+    """The last heartbeat of a collector: what agency IT needs to see a silent or failing one.
+
+    The id is ``<tenant>.<collector name>``.
+    """
+
+    collection: ClassVar[str] = "collectors"
+    unindexed: ClassVar[frozenset[str]] = frozenset({"details"})
+
+    name: str
+    version: str
+    hostname: str = ""
+    sources: list[str] = []
+    lag_seconds: float = 0.0
+    events_total: int = 0
+    errors: int = 0
+    dead_letters: int = 0
+    details: dict[str, Any] = {}
+    first_seen: UtcDateTime = Field(default_factory=utcnow)
+    last_seen: UtcDateTime = Field(default_factory=utcnow)
+
+    @staticmethod
+    def id_for(tenant: str, name: str) -> str:
+        return f"{tenant}.{name}"
+
+
+class StepStatus(StrEnum):
+    todo = "todo"
+    done = "done"
+    skipped = "skipped"
+
+
+class PlaybookRun(Record):
+    """A playbook attached to an incident, with the progress of each of its steps.
+
+    ``steps`` maps a step id to ``{"status": StepStatus, "note": str, "by": actor, "at": time}``.
+    The id is ``<incident id>.<playbook id>``: one run per playbook and incident.
+    """
+
+    collection: ClassVar[str] = "playbook_runs"
+    unindexed: ClassVar[frozenset[str]] = frozenset({"steps"})
+
+    incident_id: str
+    playbook_id: str
+    playbook_version: str
+    attached_by: str
+    attached_at: UtcDateTime = Field(default_factory=utcnow)
+    detached: bool = False
+    steps: dict[str, dict[str, Any]] = {}
+
+    @staticmethod
+    def id_for(incident_id: str, playbook_id: str) -> str:
+        return f"{incident_id}.{playbook_id}"
+
+
+RECORD_TYPES: tuple[type[Record], ...] = (
+    Alert, Incident, AuditRecord, Tenant, Token, RuleSetting, RuleException, Comment, CollectorStatus, PlaybookRun,
+)

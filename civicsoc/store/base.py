@@ -20,7 +20,7 @@ import orjson
 
 from civicsoc.errors import InvalidQuery, NotFound, TenantDenied
 from civicsoc.event import Event
-from civicsoc.records import Alert, AuditRecord, Incident, Record
+from civicsoc.records import RECORD_TYPES, Alert, AuditRecord, Incident, Record
 
 R = TypeVar("R", bound=Record)
 T = TypeVar("T")
@@ -251,7 +251,8 @@ def sortable_fields(record_type: type[Record]) -> frozenset[str]:
 
 
 class RecordCollection(ABC, Generic[R]):
-    """Alerts, incidents or audit records of every tenant, read and written within a ``Scope``."""
+    """Records of one kind (alerts, incidents, audit, tokens...) of every tenant, read and written
+    within a ``Scope``."""
 
     def __init__(self, record_type: type[R]) -> None:
         self.record_type = record_type
@@ -302,6 +303,22 @@ class Store(ABC):
     alerts: RecordCollection[Alert]
     incidents: RecordCollection[Incident]
     audit: RecordCollection[AuditRecord]
+    _collections: dict[type[Record], RecordCollection[Any]]
+
+    def _open_collections(self, make: Any) -> None:
+        """One collection per record type (``make(store, record_type)``), alerts/incidents/audit by name too."""
+        self._collections = {record_type: make(self, record_type) for record_type in RECORD_TYPES}
+        self.alerts = self.records(Alert)
+        self.incidents = self.records(Incident)
+        self.audit = self.records(AuditRecord)
+
+    def records(self, record_type: type[R]) -> RecordCollection[R]:
+        """The collection of one kind of record (``store.records(Token)``)."""
+        return self._collections[record_type]
+
+    @property
+    def collections(self) -> list[RecordCollection[Any]]:
+        return list(self._collections.values())
 
     @abstractmethod
     def setup(self) -> None:

@@ -9,7 +9,7 @@ Layout (``P`` = ``store.index_prefix``):
 - events: ``P-events-<tenant>.<YYYY-MM-DD>``, one index per tenant and UTC day, all behind the alias
   ``P-events``. Retention deletes whole indices. The dot before the date keeps the pattern of tenant
   ``a`` (``P-events-a.*``) from matching tenant ``a-b``'s indices.
-- records: ``P-alerts``, ``P-incidents``, ``P-audit``, mapped from their pydantic models.
+- records: ``P-<collection>`` (alerts, incidents, audit, tokens, ...), mapped from their pydantic models.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from elasticsearch import (
 
 from civicsoc.errors import AlreadyExists, NotFound, StoreError, StoreUnavailable, VersionConflict
 from civicsoc.event import Event, format_timestamp
-from civicsoc.records import Alert, AuditRecord, Incident
 from civicsoc.store.base import (
     Bucket,
     BulkResult,
@@ -148,9 +147,7 @@ class ElasticsearchStore(Store):
             options["verify_certs"] = verify_certs
         self.client = Elasticsearch(url, **options)
         self.refresh_records = refresh_records
-        self.alerts = EsRecords(self, Alert)
-        self.incidents = EsRecords(self, Incident)
-        self.audit = EsRecords(self, AuditRecord)
+        self._open_collections(EsRecords)
 
     # naming ----------------------------------------------------------------------------------
 
@@ -188,7 +185,7 @@ class ElasticsearchStore(Store):
         template = event_index_template(self.prefix)
         self.call("create the event index template", self.client.indices.put_index_template,
                   name=f"{self.prefix}-events", **template)
-        for collection in (self.alerts, self.incidents, self.audit):
+        for collection in self.collections:
             collection.setup()
 
     def close(self) -> None:

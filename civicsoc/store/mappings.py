@@ -149,6 +149,8 @@ def event_index_template(prefix: str) -> dict[str, Any]:
 
 def _type_mapping(annotation: Any) -> dict[str, Any]:
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _type_mapping(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
         inner = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
         return _type_mapping(inner[0])

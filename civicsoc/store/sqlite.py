@@ -21,7 +21,7 @@ import orjson
 
 from civicsoc.errors import AlreadyExists, NotFound, StoreError, StoreUnavailable, VersionConflict
 from civicsoc.event import Event, format_timestamp
-from civicsoc.records import Alert, AuditRecord, Incident, Record
+from civicsoc.records import Record
 from civicsoc.store.base import (
     Bucket,
     BulkResult,
@@ -133,9 +133,7 @@ class SqliteStore(Store):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self.alerts = SqliteRecords(self, Alert)
-        self.incidents = SqliteRecords(self, Incident)
-        self.audit = SqliteRecords(self, AuditRecord)
+        self._open_collections(SqliteRecords)
 
     # connection handling -------------------------------------------------------------------
 
@@ -193,7 +191,7 @@ class SqliteStore(Store):
         conn = self.connection()
         try:
             conn.executescript(SCHEMA)
-            for collection in (self.alerts, self.incidents, self.audit):
+            for collection in self.collections:
                 conn.executescript(RECORD_SCHEMA.format(name=collection.name))
         except sqlite3.Error as exc:
             raise StoreUnavailable(self.url, f"cannot create the schema in {self.path} ({exc})") from None
