@@ -1,18 +1,38 @@
-"""The FastAPI application. Routes stay thin: they validate and call into services and the store."""
+"""The FastAPI application. Routes stay thin: they validate and call into services and the store.
+
+Every route but ``/healthz`` needs a bearer token (``civicsoc token create``); what a route reads or
+changes is scoped to the token's tenants by the store, so a route cannot forget it.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import Any
+
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
+from api.deps import Admin, Services
+from api.errors import install_error_handlers
+from api.metrics import ApiMetrics
+from api.routes import admin, alerts, collectors, events, incidents
 from civicsoc import __version__
 from civicsoc.errors import StoreError
 from civicsoc.store import Store
+from civicsoc.tokens import Authenticator
+
+PUBLIC_PATHS = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+"""Routes that answer without a token: health for load balancers, and the API's own documentation."""
 
 
-def create_app(store: Store) -> FastAPI:
-    app = FastAPI(title="civicsoc", version=__version__)
-    app.state.store = store
+def create_app(store: Store, *, ruleset: Any = None, playbooks: Any = None) -> FastAPI:
+    app = FastAPI(title="civicsoc", version=__version__,
+                  description="Security monitoring for public-sector agencies: incidents, alerts, events, rules, "
+                              "collectors, playbooks. Authenticate with `Authorization: Bearer <token>`.")
+    services = Services(store=store, authenticator=Authenticator(store), ruleset=ruleset, playbooks=playbooks)
+    app.state.services = services
+    metrics = ApiMetrics()
+    metrics.install(app)
+    install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:
@@ -23,4 +43,11 @@ def create_app(store: Store) -> FastAPI:
             return JSONResponse({"status": "unavailable", "store": store.url, "error": exc.cause}, status_code=503)
         return JSONResponse({"status": "ok", "store": store.url, "version": __version__})
 
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def prometheus_metrics(principal: Admin) -> Response:
+        """Prometheus text format: requests, latency, incidents and alerts by status, collector counters."""
+        return metrics.render(store)
+
+    for module in (incidents, alerts, events, collectors, admin):
+        app.include_router(module.router)
     return app

@@ -35,6 +35,17 @@ app.add_typer(store_app, name="store")
 app.add_typer(config_app, name="config")
 app.add_typer(rules_app, name="rules")
 
+
+def _mount_command_groups() -> None:
+    from civicsoc.commands.admin import audit_app, tenant_app, token_app
+
+    app.add_typer(token_app, name="token")
+    app.add_typer(tenant_app, name="tenant")
+    app.add_typer(audit_app, name="audit")
+
+
+_mount_command_groups()
+
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

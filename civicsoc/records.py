@@ -75,6 +75,8 @@ class Record(BaseModel):
     """The store's name for the collection of this kind of record (also its index suffix)."""
     unindexed: ClassVar[frozenset[str]] = frozenset()
     """Fields kept but never searched: free-form maps whose keys are not known in advance."""
+    text_field: ClassVar[str | None] = None
+    """The field a free-text search (``RecordQuery.text``) looks in."""
 
     id: str = Field(min_length=1, max_length=200)
     tenant: str = Field(pattern=TENANT_PATTERN)
@@ -85,6 +87,7 @@ class Alert(Record):
 
     collection: ClassVar[str] = "alerts"
     unindexed: ClassVar[frozenset[str]] = frozenset({"fields"})
+    text_field: ClassVar[str | None] = "rule_title"
 
     rule_id: str
     rule_title: str
@@ -116,6 +119,7 @@ class Incident(Record):
     """Related alerts grouped for one analyst to work through."""
 
     collection: ClassVar[str] = "incidents"
+    text_field: ClassVar[str | None] = "title"
 
     title: str
     status: IncidentStatus = IncidentStatus.new

@@ -321,6 +321,43 @@ def test_paging_stays_correct_while_new_records_arrive(store: Store) -> None:
     assert ids == [f"inc-agency-a-{n:03d}" for n in sorted(range(20), key=lambda n: (n // 2, n), reverse=True)]
 
 
+def test_text_search_finds_substrings_case_insensitively(store: Store) -> None:
+    titles = {1: "Mimikatz on WS1", 2: "Password spray on dc01", 3: "mimikatz* lookalike", 4: "Ransom note"}
+    for number, title in titles.items():
+        store.incidents.create(Scope.of(A), incident(number, title=title))
+    store.incidents.create(Scope.of(B), incident(5, tenant=B, title="mimikatz elsewhere"))
+
+    def found(text: str) -> set[str]:
+        page = store.incidents.list(Scope.of(A), RecordQuery(text=text, limit=100))
+        return {item.record.title for item in page.items}
+
+    expected = {text: {t for t in titles.values() if text.lower() in t.lower()}
+                for text in ("MIMIKATZ", "z*", "on ", "?", "spray on DC")}
+    assert {text: found(text) for text in expected} == expected
+    assert store.incidents.count(Scope.of(A), RecordQuery(text="mimikatz")) == 2
+
+
+def test_count_by_counts_scalar_and_list_fields_like_python(store: Store) -> None:
+    records = [incident(number) for number in range(30)]
+    for record in records:
+        store.incidents.create(Scope.of(A), record)
+    store.incidents.create(Scope.of(B), incident(99, tenant=B))
+
+    def expected(values: list[str]) -> list[tuple[str, int]]:
+        counts: dict[str, int] = {}
+        for value in values:
+            counts[value] = counts.get(value, 0) + 1
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    by_status = store.incidents.count_by(Scope.of(A), RecordQuery(), "status")
+    assert [(b.key, b.count) for b in by_status] == expected([r.status.value for r in records])
+    by_technique = store.incidents.count_by(Scope.of(A), RecordQuery.where({"status": "new"}), "techniques")
+    assert [(b.key, b.count) for b in by_technique] == expected(
+        [t for r in records if r.status == IncidentStatus.new for t in r.techniques])
+    with pytest.raises(InvalidQuery):
+        store.alerts.count_by(Scope.of(A), RecordQuery(), "fields")
+
+
 def test_record_queries_are_checked(store: Store) -> None:
     with pytest.raises(InvalidQuery, match="sorted by"):
         store.incidents.list(Scope.all(), RecordQuery(sort="assignee"))

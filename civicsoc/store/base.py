@@ -132,6 +132,8 @@ class RecordQuery:
     descending: bool = True
     limit: int = 50
     cursor: str | None = None
+    text: str | None = None
+    """Case-insensitive substring of the record type's ``text_field`` (an incident's title)."""
 
     @classmethod
     def where(
@@ -279,14 +281,24 @@ class RecordCollection(ABC, Generic[R]):
     def count(self, scope: Scope, query: RecordQuery) -> int:
         """How many records match ``query`` (its sort and page are ignored)."""
 
+    @abstractmethod
+    def count_by(self, scope: Scope, query: RecordQuery, field: str, *, size: int = 100) -> list[Bucket]:
+        """Records matching ``query`` counted per value of ``field`` (each element, for a list field),
+        largest counts first, ties by smallest key."""
+
     def check_query(self, query: RecordQuery) -> None:
         if query.sort not in self._sortable:
             raise InvalidQuery(f"sort: {self.name} can be sorted by {', '.join(sorted(self._sortable))}; "
                                f"got {query.sort!r}")
-        fields = self.record_type.model_fields
         for name in (*query.filters, *([query.time_field] if query.time_field else [])):
-            if name not in fields or name in self.record_type.unindexed:
-                raise InvalidQuery(f"filter: {self.name} have no searchable field {name!r}")
+            self.check_field(name)
+        if query.text is not None and self.record_type.text_field is None:
+            raise InvalidQuery(f"text: {self.name} have no text to search")
+
+    def check_field(self, name: str) -> str:
+        if name not in self.record_type.model_fields or name in self.record_type.unindexed:
+            raise InvalidQuery(f"filter: {self.name} have no searchable field {name!r}")
+        return name
 
     def check_tenant(self, scope: Scope, record: R) -> None:
         """A caller writes only records of its own tenants."""

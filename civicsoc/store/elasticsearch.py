@@ -60,6 +60,7 @@ from civicsoc.store.base import (
 from civicsoc.store.mappings import event_index_template, record_mappings
 
 DAY_FORMAT = "%Y-%m-%d"
+WILDCARD_SPECIAL = re.compile(r"[\\*?]")
 OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^)\]'\"]+)|(certificate verify failed[^)'\"]*)")
 TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
 EVENT_SORT = ("@timestamp", "event.id")
@@ -442,6 +443,9 @@ class EsRecords(RecordCollection[R]):
         if query.time is not None and query.time_field is not None:
             filters.append({"range": {query.time_field: {"gte": format_timestamp(query.time.start),
                                                          "lt": format_timestamp(query.time.end)}}})
+        if query.text is not None and self.record_type.text_field is not None:
+            pattern = "*" + WILDCARD_SPECIAL.sub(r"\\\g<0>", query.text) + "*"
+            filters.append({"wildcard": {self.record_type.text_field: {"value": pattern, "case_insensitive": True}}})
         return {"bool": {"filter": filters}}
 
     def list(self, scope: Scope, query: RecordQuery) -> Page[Versioned[R]]:
@@ -470,6 +474,14 @@ class EsRecords(RecordCollection[R]):
         response = self.store.call(f"count {self.name}", self.store.client.count, index=self.index,
                                    query=self._query(scope, query))
         return response["count"]
+
+    def count_by(self, scope: Scope, query: RecordQuery, field: str, *, size: int = 100) -> list[Bucket]:
+        aggregation = {"terms": {"field": self.check_field(field), "size": size,
+                                 "order": [{"_count": "desc"}, {"_key": "asc"}]}}
+        response = self.store.call(f"count {self.name} by {field}", self.store.client.search, index=self.index,
+                                   query=self._query(scope, query), size=0, aggs={"by": aggregation})
+        return [Bucket(bucket.get("key_as_string", bucket["key"]), bucket["doc_count"])
+                for bucket in response["aggregations"]["by"]["buckets"]]
 
     def _error(self, action: str, exc: Exception) -> StoreError:
         kind = StoreUnavailable if isinstance(exc, TransportConnectionError | ConnectionTimeout) else StoreError

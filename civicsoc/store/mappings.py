@@ -8,6 +8,19 @@ Every string is a ``keyword`` with a ``.caseless`` sub-field (``lowercase`` norm
 ``ecs_windows`` pipeline queries ``<field>.caseless`` for some fields, and Sigma matching is
 case-insensitive by default, so any field may need it. ECS's own types are given explicitly for the
 fields our collectors write; anything else falls through to the dynamic templates.
+
+What the converted Sigma queries (``detection.lucene``) rely on, so that they select exactly the events
+the stream matcher matches:
+
+* Every event field, whatever its type (numbers, addresses, booleans, dates and ``message`` included),
+  has the ``.caseless`` sub-field holding its text: the stream matcher compares a value's text, so
+  ``destination.ip: '127.*'`` or ``DestinationPort|endswith: '45'`` are text comparisons.
+* Every value is also copied to ``KEYWORDS_FIELD`` (lower-cased): Sigma keywords (values without a
+  field) are searched in every text of an event, and one field searched once is what keeps such a query
+  affordable (a query over all ~1000 fields of a Windows index compiles each wildcard once per field,
+  and trips the request circuit breaker).
+* Windows' textual address fields (``ADDRESS_TEXT_FIELDS``) carry an ``.ip`` sub-field, so ``|cidr``
+  runs on them although they keep ``-`` placeholders an ``ip`` field would reject.
 """
 
 from __future__ import annotations
@@ -22,11 +35,29 @@ from civicsoc.records import Record
 
 KEYWORD_LIMIT = 8191  # Lucene refuses terms over 32766 bytes; 8191 characters fit in any UTF-8.
 
+CASELESS_SUBFIELD: dict[str, Any] = {"type": "keyword", "normalizer": "lowercase", "ignore_above": KEYWORD_LIMIT}
+
 CASELESS_KEYWORD: dict[str, Any] = {
     "type": "keyword",
     "ignore_above": KEYWORD_LIMIT,
-    "fields": {"caseless": {"type": "keyword", "normalizer": "lowercase", "ignore_above": KEYWORD_LIMIT}},
+    "fields": {"caseless": CASELESS_SUBFIELD},
 }
+
+CASELESS = "caseless"
+"""The sub-field every event field has: its value as text, lower-cased."""
+
+KEYWORDS_FIELD = "civicsoc.keywords"
+"""Every value of an event as lower-cased text, one term per value (``copy_to`` from every field, so it is
+not in ``_source``). Values longer than ``KEYWORD_LIMIT`` are not indexed here either."""
+
+ADDRESS_SUBFIELD = "ip"
+
+ADDRESS_TEXT_FIELDS: tuple[str, ...] = (
+    "winlog.event_data.IpAddress", "winlog.event_data.ClientAddress",
+    "winlog.event_data.SourceAddress", "winlog.event_data.DestAddress",
+)
+"""Raw Windows fields that hold an IP address as text (with ``-`` or ``::1`` as Windows writes them):
+keywords like any string, plus an ``ip`` sub-field (malformed values left out) for ``|cidr``."""
 
 # ECS fields whose type is not "string → keyword" or that need pinning before a first document
 # guesses wrong (a port first seen as "443" would make a keyword). Dotted names, expanded below.
@@ -103,22 +134,36 @@ def _expand(dotted: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def _field(es_type: str) -> dict[str, Any]:
+    """An event field: its type, a ``.caseless`` text sub-field, and a copy in ``KEYWORDS_FIELD``."""
     if es_type == "keyword":
-        return dict(CASELESS_KEYWORD)
-    if es_type in ("ip", "long", "double", "date", "date_nanos"):
-        return {"type": es_type, "ignore_malformed": True}
-    return {"type": es_type}
+        mapping = dict(CASELESS_KEYWORD)
+    else:
+        mapping = {"type": es_type, "fields": {CASELESS: CASELESS_SUBFIELD}}
+        if es_type in ("ip", "long", "double", "date", "date_nanos"):
+            mapping["ignore_malformed"] = True
+    mapping["copy_to"] = KEYWORDS_FIELD
+    return mapping
+
+
+def _address_text_field() -> dict[str, Any]:
+    mapping = _field("keyword")
+    mapping["fields"] = {**mapping["fields"], ADDRESS_SUBFIELD: {"type": "ip", "ignore_malformed": True}}
+    return mapping
 
 
 def event_mappings() -> dict[str, Any]:
     properties = {name: _field(es_type) for name, es_type in ECS_TYPES.items()}
-    properties["event.original"] = UNINDEXED
+    properties.update({name: _address_text_field() for name in ADDRESS_TEXT_FIELDS})
+    properties["event.original"] = {**UNINDEXED, "copy_to": KEYWORDS_FIELD}  # the stream searches it too
+    properties[KEYWORDS_FIELD] = dict(CASELESS_SUBFIELD)
     return {
         "dynamic": True,
         "date_detection": False,
         "numeric_detection": False,
         "dynamic_templates": [
-            {"strings_as_caseless_keywords": {"match_mapping_type": "string", "mapping": CASELESS_KEYWORD}},
+            {f"{json_type}_values": {"match_mapping_type": json_type, "mapping": _field(es_type)}}
+            for json_type, es_type in (("string", "keyword"), ("long", "long"), ("double", "double"),
+                                       ("boolean", "boolean"))
         ],
         "properties": _expand(properties),
     }

@@ -339,6 +339,9 @@ class SqliteRecords(RecordCollection[R]):
         where.scope(scope)
         for field, values in query.filters.items():
             where.any_equal(field, values)
+        if query.text is not None and self.record_type.text_field is not None:
+            where.add("instr(lower(json_extract(doc, ?)), ?) > 0", json_path(self.record_type.text_field),
+                      query.text.lower())
         if query.time is not None and query.time_field is not None:
             where.add("json_extract(doc, ?) >= ? AND json_extract(doc, ?) < ?",
                       json_path(query.time_field), format_timestamp(query.time.start),
@@ -370,6 +373,16 @@ class SqliteRecords(RecordCollection[R]):
     def count(self, scope: Scope, query: RecordQuery) -> int:
         where = self._where(scope, query)
         return self.store.query(f"SELECT COUNT(*) FROM {self.table} WHERE {where.sql()}", where.params)[0][0]
+
+    def count_by(self, scope: Scope, query: RecordQuery, field: str, *, size: int = 100) -> list[Bucket]:
+        where = self._where(scope, query)
+        # json_each yields a list's elements, or a scalar once: one query for both kinds of field.
+        rows = self.store.query(
+            f"SELECT value, COUNT(*) AS n FROM {self.table}, json_each({self.table}.doc, ?) "
+            f"WHERE {where.sql()} AND value IS NOT NULL GROUP BY value ORDER BY n DESC, value ASC LIMIT ?",
+            [json_path(self.check_field(field)), *where.params, size],
+        )
+        return [Bucket(key, count) for key, count in rows]
 
 
 __all__ = ["Record", "SqliteRecords", "SqliteStore"]

@@ -1,0 +1,1 @@
+"""Command groups of the ``civicsoc`` CLI, one module each; ``civicsoc.cli`` mounts them."""
