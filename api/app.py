@@ -15,6 +15,7 @@ from api.deps import Admin, Services
 from api.errors import install_error_handlers
 from api.metrics import ApiMetrics
 from api.routes import admin, alerts, collectors, events, incidents
+from api.routes import playbooks as playbook_routes
 from civicsoc import __version__
 from civicsoc.errors import StoreError
 from civicsoc.store import Store
@@ -48,6 +49,17 @@ def create_app(store: Store, *, ruleset: Any = None, playbooks: Any = None) -> F
         """Prometheus text format: requests, latency, incidents and alerts by status, collector counters."""
         return metrics.render(store)
 
-    for module in (incidents, alerts, events, collectors, admin):
+    if playbooks is not None:
+        services.extra["describe_playbooks"] = _describe_playbooks
+    for module in (incidents, alerts, events, collectors, playbook_routes, admin):
         app.include_router(module.router)
     return app
+
+
+def _describe_playbooks(services: Services, scope: Any,
+                        incident: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    from civicsoc.records import utcnow
+    from playbooks.service import incident_progress
+
+    runs, deadlines = incident_progress(services.store, services.playbooks, scope, incident, utcnow())
+    return runs, [deadline.as_dict() for deadline in deadlines]

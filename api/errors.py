@@ -16,6 +16,7 @@ from civicsoc.errors import (
     VersionConflict,
 )
 from civicsoc.triage import WorkflowError
+from playbooks.model import PlaybookError
 
 
 def _answer(status: int, message: str) -> JSONResponse:
@@ -34,7 +35,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return _answer(412, str(exc))
         if isinstance(exc, AlreadyExists):
             return _answer(409, str(exc))
-        if isinstance(exc, WorkflowError):
+        if isinstance(exc, WorkflowError | PlaybookError):
             return _answer(409, str(exc))
         if isinstance(exc, InvalidQuery):
             return _answer(422, str(exc))

@@ -57,6 +57,9 @@ class IncidentChange(Body):
     severity: Severity | None = None
     severity_reason: str | None = Field(None, max_length=2000)
     significant: bool | None = Field(None, description="Confirm the incident significant (starts NIS2/GDPR clocks)")
+    nis2: bool | None = Field(None, description="NIS2 Art. 23 reporting applies")
+    gdpr: bool | None = Field(None, description="A personal data breach: GDPR Art. 33 notification applies")
+    gdpr_aware_at: datetime | None = Field(None, description="When the breach became known, if not at significance")
 
 
 class CommentIn(Body):

@@ -38,10 +38,12 @@ app.add_typer(rules_app, name="rules")
 
 def _mount_command_groups() -> None:
     from civicsoc.commands.admin import audit_app, tenant_app, token_app
+    from civicsoc.commands.playbooks import playbooks_app
 
     app.add_typer(token_app, name="token")
     app.add_typer(tenant_app, name="tenant")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(playbooks_app, name="playbooks")
 
 
 _mount_command_groups()

@@ -134,6 +134,8 @@ class Incident(Record):
     ips: list[str] = []
     domains: list[str] = []
     hashes: list[str] = []
+    tags: list[str] = []
+    """The union of the alerts' rule tags (what playbooks match on besides techniques)."""
     duplicate_of: str | None = None
     severity_reason: str | None = None
     """Why an analyst overrode the computed severity (``None``: severity is the highest alert level)."""
@@ -147,6 +149,12 @@ class Incident(Record):
     """When the incident was confirmed significant: the start of the NIS2 and GDPR clocks."""
     contained_at: UtcDateTime | None = None
     resolved_at: UtcDateTime | None = None
+    nis2: bool = False
+    """The agency is an essential/important entity and the incident significant: NIS2 Art. 23 reporting applies."""
+    gdpr: bool = False
+    """A personal data breach: GDPR Art. 33 notification applies (unless unlikely to result in a risk)."""
+    gdpr_aware_at: UtcDateTime | None = None
+    """When the controller became aware of the breach, if not when the incident was confirmed significant."""
 
 
 class AuditRecord(Record):

@@ -123,6 +123,23 @@ def mark_significant(store: Store, scope: Scope, actor: str, incident_id: str, s
                  {"significant_at"})
 
 
+def set_regulatory(store: Store, scope: Scope, actor: str, incident_id: str, expected_version: str, *,
+                   nis2: bool | None = None, gdpr: bool | None = None,
+                   gdpr_aware_at: datetime | None = None) -> Versioned[Incident]:
+    """Record whether NIS2 reporting and GDPR notification apply (the analyst's and DPO's call)."""
+    current = store.incidents.get(scope, incident_id)
+    update: dict[str, Any] = {"updated_at": utcnow()}
+    if nis2 is not None:
+        update["nis2"] = nis2
+    if gdpr is not None:
+        update["gdpr"] = gdpr
+    if gdpr_aware_at is not None:
+        update["gdpr_aware_at"] = gdpr_aware_at
+    changed = current.record.model_copy(update=update)
+    return _save(store, scope, actor, "incident.regulatory", current.record, changed, expected_version,
+                 {"nis2", "gdpr", "gdpr_aware_at"})
+
+
 def add_comment(store: Store, scope: Scope, actor: str, incident_id: str, text: str) -> Comment:
     incident = store.incidents.get(scope, incident_id).record
     comment = Comment(id=f"{incident_id}.{utcnow():%Y%m%dT%H%M%S%f}.{secrets.token_hex(3)}", tenant=incident.tenant,
@@ -150,6 +167,7 @@ def summarize(alerts: list[Alert]) -> dict[str, Any]:
     worst = max(alerts, key=lambda a: (Severity(a.severity).rank, -a.timestamp.timestamp()))
     return {
         "alert_ids": sorted(a.id for a in alerts), "rule_ids": sorted({a.rule_id for a in alerts}),
+        "tags": union("tags"),
         "techniques": union("techniques"), "tactics": union("tactics"), "hosts": union("hosts"),
         "users": union("users"), "ips": union("ips"), "domains": union("domains"), "hashes": union("hashes"),
         "severity": worst.severity, "first_seen": min(a.timestamp for a in alerts),

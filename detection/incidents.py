@@ -123,7 +123,7 @@ class IncidentGrouper:
         now = datetime.now(UTC)
         incident = Incident(
             id=incident_id(alert.tenant, alert.id), tenant=alert.tenant, title=_title(alert),
-            severity=alert.severity, alert_ids=[alert.id], rule_ids=[alert.rule_id],
+            severity=alert.severity, alert_ids=[alert.id], rule_ids=[alert.rule_id], tags=sorted(set(alert.tags)),
             techniques=sorted(alert.techniques), tactics=sorted(alert.tactics), hosts=sorted(alert.hosts),
             users=sorted(alert.users), ips=sorted(alert.ips), domains=sorted(alert.domains),
             hashes=sorted(alert.hashes), first_seen=alert.timestamp, last_seen=alert.timestamp,
@@ -138,6 +138,7 @@ class IncidentGrouper:
         updated = incident.model_copy(update={
             "alert_ids": _union(incident.alert_ids, (a.id for a in alerts)),
             "rule_ids": _union(incident.rule_ids, (a.rule_id for a in alerts)),
+            "tags": _union(incident.tags, *(a.tags for a in alerts)),
             "techniques": _union(incident.techniques, *(a.techniques for a in alerts)),
             "tactics": _union(incident.tactics, *(a.tactics for a in alerts)),
             "hosts": _union(incident.hosts, *(a.hosts for a in alerts)),

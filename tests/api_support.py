@@ -22,6 +22,7 @@ from collectors.base import CollectorContext
 from collectors.evtx import read_evtx
 from detection.rules import RuleSet, builtin_rules_path, load_rules
 from detection.stream import StreamDetector
+from playbooks.loader import load_playbooks
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SIGMA = SHARED / "sigmahq-sigma" / "rules" / "windows"
@@ -77,7 +78,7 @@ def build_soc(store: Store, rules: RuleSet) -> Soc:
     for tenant in TENANTS:
         tokens.create_tenant(store, tenant, f"Town {tenant[-1].upper()}", "test-setup")
         ingest(store, rules, tenant)
-    soc = Soc(store, rules, TestClient(create_app(store, ruleset=rules)))
+    soc = Soc(store, rules, TestClient(create_app(store, ruleset=rules, playbooks=load_playbooks())))
     for tenant in TENANTS:
         for role in Role:
             issued = tokens.create_token(store, tenant=tenant, role=role, name=f"{role.value}-{tenant}",

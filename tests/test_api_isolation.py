@@ -74,7 +74,8 @@ def _requests(soc: Soc, method: str, path: str) -> list[dict[str, Any]]:
     b_incidents, b_alerts = soc.incident_ids("town-b"), soc.alert_ids("town-b")
     a_incidents = soc.incident_ids("town-a")
     b_token = next(t.id for t in _tokens(soc, "town-b"))
-    ids = {"incident_id": b_incidents[0], "alert_id": b_alerts[0], "token_id": b_token}
+    ids = {"incident_id": b_incidents[0], "alert_id": b_alerts[0], "token_id": b_token,
+           "playbook_id": "ransomware", "step_id": "confirm-and-scope"}
     url = path
     for name, value in ids.items():
         url = url.replace("{" + name + "}", value)
@@ -113,6 +114,12 @@ def _requests(soc: Soc, method: str, path: str) -> list[dict[str, Any]]:
         ("GET", "/api/v1/audit"): [{"params": {}}],
         ("GET", "/api/v1/audit/verify"): [{}],
         ("GET", "/metrics"): [{}],
+        ("GET", "/api/v1/playbooks"): [{}],
+        ("GET", "/api/v1/playbooks/{playbook_id}"): [{}],
+        ("POST", "/api/v1/incidents/{incident_id}/playbooks"): [{"json": {"playbook_id": "ransomware"}}],
+        ("DELETE", "/api/v1/incidents/{incident_id}/playbooks/{playbook_id}"): [{}],
+        ("PUT", "/api/v1/incidents/{incident_id}/playbooks/{playbook_id}/steps/{step_id}"): [
+            {"json": {"status": "done", "note": "x"}, "headers": {"If-Match": '"1"'}}],
     }
     assert (method, path) in bodies, f"{method} {path}: a new route needs an isolation example in this test"
     return [{"url": url, **request} for request in bodies[(method, path)]]
@@ -124,6 +131,7 @@ def _tokens(soc: Soc, tenant: str) -> list[Token]:
 
 
 ONE_RECORD = re.compile(r"\{(incident_id|alert_id|token_id)\}")
+"""Path parameters naming a tenant's record (a playbook id names shared library content)."""
 
 
 def test_no_role_of_one_tenant_reads_or_changes_another_tenants_data(soc: Soc) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from api.deps import IfMatch, Reader, ServicesDep, Triager, etag
-from api.params import filters, time_range
+from api.params import as_utc, filters, time_range
 from api.schemas import (
     BulkIn,
     BulkResultItem,
@@ -91,6 +91,9 @@ def _apply(services: ServicesDep, principal: Principal, incident_id: str, change
         current = triage.assign(store, scope, actor, incident_id, change.assignee, current.version)
     if change.significant is not None:
         current = triage.mark_significant(store, scope, actor, incident_id, change.significant, current.version)
+    if change.nis2 is not None or change.gdpr is not None or change.gdpr_aware_at is not None:
+        current = triage.set_regulatory(store, scope, actor, incident_id, current.version, nis2=change.nis2,
+                                        gdpr=change.gdpr, gdpr_aware_at=as_utc(change.gdpr_aware_at))
     if change.status is not None:
         current = triage.change_status(store, scope, actor, incident_id, change.status, current.version,
                                        duplicate_of=change.duplicate_of)

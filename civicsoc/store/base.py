@@ -286,8 +286,9 @@ class RecordCollection(ABC, Generic[R]):
         """Records matching ``query`` counted per value of ``field`` (each element, for a list field),
         largest counts first, ties by smallest key."""
 
-    def check_query(self, query: RecordQuery) -> None:
-        if query.sort not in self._sortable:
+    def check_query(self, query: RecordQuery, *, sorted_: bool = True) -> None:
+        """Refuse unknown fields; ``sorted_=False`` for counts, which ignore the sort."""
+        if sorted_ and query.sort not in self._sortable:
             raise InvalidQuery(f"sort: {self.name} can be sorted by {', '.join(sorted(self._sortable))}; "
                                f"got {query.sort!r}")
         for name in (*query.filters, *([query.time_field] if query.time_field else [])):

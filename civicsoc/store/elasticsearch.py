@@ -434,8 +434,8 @@ class EsRecords(RecordCollection[R]):
             raise self._error("update", exc) from None
         return Versioned(record, _version(response["_seq_no"], response["_primary_term"]))
 
-    def _query(self, scope: Scope, query: RecordQuery) -> dict[str, Any]:
-        self.check_query(query)
+    def _query(self, scope: Scope, query: RecordQuery, *, sorted_: bool = True) -> dict[str, Any]:
+        self.check_query(query, sorted_=sorted_)
         filters: list[dict[str, Any]] = []
         if (tenant_filter := _scope_filter(scope, "tenant")) is not None:
             filters.append(tenant_filter)
@@ -472,14 +472,15 @@ class EsRecords(RecordCollection[R]):
 
     def count(self, scope: Scope, query: RecordQuery) -> int:
         response = self.store.call(f"count {self.name}", self.store.client.count, index=self.index,
-                                   query=self._query(scope, query))
+                                   query=self._query(scope, query, sorted_=False))
         return response["count"]
 
     def count_by(self, scope: Scope, query: RecordQuery, field: str, *, size: int = 100) -> list[Bucket]:
         aggregation = {"terms": {"field": self.check_field(field), "size": size,
                                  "order": [{"_count": "desc"}, {"_key": "asc"}]}}
         response = self.store.call(f"count {self.name} by {field}", self.store.client.search, index=self.index,
-                                   query=self._query(scope, query), size=0, aggs={"by": aggregation})
+                                   query=self._query(scope, query, sorted_=False), size=0,
+                                   aggs={"by": aggregation})
         return [Bucket(bucket.get("key_as_string", bucket["key"]), bucket["doc_count"])
                 for bucket in response["aggregations"]["by"]["buckets"]]
 

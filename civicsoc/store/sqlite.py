@@ -333,8 +333,8 @@ class SqliteRecords(RecordCollection[R]):
                          (version + 1, record.model_dump_json(), record.id))
         return Versioned(record, str(version + 1))
 
-    def _where(self, scope: Scope, query: RecordQuery) -> _Where:
-        self.check_query(query)
+    def _where(self, scope: Scope, query: RecordQuery, *, sorted_: bool = True) -> _Where:
+        self.check_query(query, sorted_=sorted_)
         where = _Where()
         where.scope(scope)
         for field, values in query.filters.items():
@@ -371,11 +371,11 @@ class SqliteRecords(RecordCollection[R]):
         return Page(items, next_cursor)
 
     def count(self, scope: Scope, query: RecordQuery) -> int:
-        where = self._where(scope, query)
+        where = self._where(scope, query, sorted_=False)
         return self.store.query(f"SELECT COUNT(*) FROM {self.table} WHERE {where.sql()}", where.params)[0][0]
 
     def count_by(self, scope: Scope, query: RecordQuery, field: str, *, size: int = 100) -> list[Bucket]:
-        where = self._where(scope, query)
+        where = self._where(scope, query, sorted_=False)
         # json_each yields a list's elements, or a scalar once: one query for both kinds of field.
         rows = self.store.query(
             f"SELECT value, COUNT(*) AS n FROM {self.table}, json_each({self.table}.doc, ?) "

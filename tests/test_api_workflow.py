@@ -1,0 +1,310 @@
+"""The analyst's workflow over HTTP on incidents built from real EVTX: statuses, optimistic concurrency,
+merge/split, comments, alerts, events, collectors, tokens, metrics, and the audit trail behind them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from civicsoc import audit, tokens
+from civicsoc.records import AuditRecord, Role
+from civicsoc.store import EventQuery, RecordQuery, Scope, Terms, TimeRange
+from tests.api_support import Soc, build_soc, open_backend, soc_rules
+
+API = "/api/v1"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "elasticsearch"])
+def soc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Soc]:
+    es_url = request.getfixturevalue("es_url") if request.param == "elasticsearch" else None
+    backend = open_backend(request.param, tmp_path_factory.mktemp("api"), es_url)
+    store = next(backend)
+    try:
+        yield build_soc(store, soc_rules())
+    finally:
+        backend.close()
+
+
+def analyst(soc: Soc, tenant: str = "town-a") -> dict[str, str]:
+    return soc.headers(tenant, Role.analyst)
+
+
+def fresh_incident(soc: Soc, *, min_alerts: int = 1) -> dict:
+    """An incident nobody has touched yet in this module (status new), with at least ``min_alerts``."""
+    page = soc.client.get(f"{API}/incidents", params={"status": "new", "limit": 500}, headers=analyst(soc)).json()
+    candidates = [item for item in page["items"] if len(item["alert_ids"]) >= min_alerts]
+    assert candidates, "the fixture data has run out of untouched incidents"
+    return candidates[-1]
+
+
+def test_the_queue_filters_like_the_store(soc: Soc) -> None:
+    everything = soc.client.get(f"{API}/incidents", params={"limit": 500}, headers=analyst(soc)).json()["items"]
+    assert everything and all(item["tenant"] == "town-a" for item in everything)
+    high = soc.client.get(f"{API}/incidents", params={"severity": ["high", "critical"], "limit": 500},
+                          headers=analyst(soc)).json()["items"]
+    assert {i["id"] for i in high} == {i["id"] for i in everything if i["severity"] in ("high", "critical")}
+    technique = everything[0]["techniques"][0]
+    with_technique = soc.client.get(f"{API}/incidents", params={"technique": technique, "limit": 500},
+                                    headers=analyst(soc)).json()["items"]
+    assert {i["id"] for i in with_technique} == {i["id"] for i in everything if technique in i["techniques"]}
+    word = everything[0]["title"].split()[0].upper()
+    by_text = soc.client.get(f"{API}/incidents", params={"q": word, "limit": 500}, headers=analyst(soc)).json()
+    assert {i["id"] for i in by_text["items"]} == {i["id"] for i in everything if word.lower() in i["title"].lower()}
+    # pages of one put back together give the whole list, in order
+    ids, cursor = [], None
+    while True:
+        params = {"limit": 2, "sort": "first_seen", "order": "asc", **({"cursor": cursor} if cursor else {})}
+        page = soc.client.get(f"{API}/incidents", params=params, headers=analyst(soc)).json()
+        ids += [item["id"] for item in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    expected = sorted(everything, key=lambda i: (i["first_seen"], i["id"]))
+    assert ids == [i["id"] for i in expected]
+
+
+def test_detail_has_alerts_timeline_and_etag(soc: Soc) -> None:
+    incident = fresh_incident(soc)
+    response = soc.client.get(f"{API}/incidents/{incident['id']}", headers=soc.headers("town-a", Role.viewer))
+    assert response.status_code == 200
+    detail = response.json()
+    assert response.headers["etag"] == f'"{detail["incident"]["version"]}"'
+    assert {a["id"] for a in detail["alerts"]} == set(incident["alert_ids"])
+    event_ids = {e for a in detail["alerts"] for e in a["event_ids"]}
+    assert {e["id"] for e in detail["timeline"]} == event_ids
+    times = [e["timestamp"] for e in detail["timeline"]]
+    assert times == sorted(times)
+
+
+def test_status_changes_need_the_version_read_and_a_second_writer_gets_412(soc: Soc) -> None:
+    incident = fresh_incident(soc)
+    url = f"{API}/incidents/{incident['id']}"
+    first, second = analyst(soc), soc.headers("town-a", Role.admin)
+    etag = soc.client.get(url, headers=first).headers["etag"]
+    assert soc.client.patch(url, json={"status": "acknowledged"}, headers=first).status_code == 428
+    won = soc.client.patch(url, json={"status": "acknowledged"}, headers={**first, "If-Match": etag})
+    assert won.status_code == 200 and won.json()["status"] == "acknowledged"
+    assert won.json()["acknowledged_at"] is not None
+    lost = soc.client.patch(url, json={"assignee": "bob"}, headers={**second, "If-Match": etag})
+    assert lost.status_code == 412
+    assert soc.client.get(url, headers=first).json()["incident"]["assignee"] is None
+    # the loser re-reads and retries
+    retry = soc.client.patch(url, json={"assignee": "bob", "status": "contained"},
+                             headers={**second, "If-Match": won.headers["etag"]})
+    assert retry.status_code == 200
+    body = retry.json()
+    assert (body["assignee"], body["status"]) == ("bob", "contained")
+    assert body["contained_at"] is not None
+    backwards = soc.client.patch(url, json={"status": "new"}, headers={**first, "If-Match": retry.headers["etag"]})
+    assert backwards.status_code == 409 and "cannot go from contained to new" in backwards.json()["detail"]
+    no_reason = soc.client.patch(url, json={"severity": "low"}, headers={**first, "If-Match": retry.headers["etag"]})
+    assert no_reason.status_code == 409
+    actions = [r.action for r in _audit_of(soc, incident["id"])]
+    assert actions.count("incident.status") == 2 and actions.count("incident.assign") == 1
+
+
+def _audit_of(soc: Soc, incident_id: str) -> list[AuditRecord]:
+    query = RecordQuery.where({"target": f"incidents/{incident_id}"}, sort="seq", descending=False, limit=500)
+    return [item.record for item in soc.store.audit.list(Scope.all(), query).items]
+
+
+def test_merge_and_split_keep_every_alert(soc: Soc) -> None:
+    page = soc.client.get(f"{API}/incidents", params={"status": "new", "limit": 500}, headers=analyst(soc)).json()
+    target, source = page["items"][0], page["items"][1]
+    alerts_before = set(target["alert_ids"]) | set(source["alert_ids"])
+    url = f"{API}/incidents/{target['id']}"
+    etag = soc.client.get(url, headers=analyst(soc)).headers["etag"]
+    merged = soc.client.post(f"{url}/merge", json={"source_id": source["id"]},
+                             headers={**analyst(soc), "If-Match": etag})
+    assert merged.status_code == 200, merged.text
+    assert set(merged.json()["alert_ids"]) == alerts_before
+    old = soc.client.get(f"{API}/incidents/{source['id']}", headers=analyst(soc)).json()["incident"]
+    assert (old["status"], old["duplicate_of"]) == ("duplicate", target["id"])
+    for alert_id in source["alert_ids"]:
+        assert soc.client.get(f"{API}/alerts/{alert_id}", headers=analyst(soc)).json()["incident_id"] == target["id"]
+
+    moving = sorted(source["alert_ids"])[:1]
+    split = soc.client.post(f"{url}/split", json={"alert_ids": moving},
+                            headers={**analyst(soc), "If-Match": merged.headers["etag"]})
+    assert split.status_code == 200, split.text
+    remaining, created = split.json()["remaining"], split.json()["created"]
+    assert set(remaining["alert_ids"]) | set(created["alert_ids"]) == alerts_before
+    assert set(created["alert_ids"]) == set(moving) and not set(remaining["alert_ids"]) & set(moving)
+    for alert_id in moving:
+        assert soc.client.get(f"{API}/alerts/{alert_id}", headers=analyst(soc)).json()["incident_id"] == created["id"]
+
+
+def test_comments_and_bulk_acknowledge(soc: Soc) -> None:
+    incident = fresh_incident(soc)
+    url = f"{API}/incidents/{incident['id']}/comments"
+    assert soc.client.post(url, json={"text": "called the school's IT"}, headers=analyst(soc)).status_code == 201
+    assert soc.client.post(url, json={"text": "x"}, headers=soc.headers("town-a", Role.viewer)).status_code == 403
+    comments = soc.client.get(url, headers=soc.headers("town-a", Role.viewer)).json()
+    assert [c["text"] for c in comments] == ["called the school's IT"]
+    ids = [incident["id"], "inc-does-not-exist"]
+    results = soc.client.post(f"{API}/incidents/bulk", json={"ids": ids, "status": "acknowledged",
+                                                            "assignee": "eve"}, headers=analyst(soc)).json()
+    assert [(r["id"], r["ok"]) for r in results] == [(incident["id"], True), ("inc-does-not-exist", False)]
+    after = soc.client.get(f"{API}/incidents/{incident['id']}", headers=analyst(soc)).json()["incident"]
+    assert (after["status"], after["assignee"]) == ("acknowledged", "eve")
+
+
+def test_alert_false_positive_and_acknowledge(soc: Soc) -> None:
+    alerts = soc.client.get(f"{API}/alerts", params={"status": "new", "limit": 500}, headers=analyst(soc)).json()
+    first, second = alerts["items"][0], alerts["items"][1]
+    acked = soc.client.post(f"{API}/alerts/{first['id']}/status", json={"status": "acknowledged"},
+                            headers=analyst(soc))
+    assert acked.json()["status"] == "acknowledged"
+    fp = soc.client.post(f"{API}/alerts/{second['id']}/false-positive", json={"reason": "admin's test"},
+                         headers=analyst(soc))
+    assert fp.json()["status"] == "false_positive"
+    listed = soc.client.get(f"{API}/alerts", params={"status": "false_positive", "limit": 500},
+                            headers=analyst(soc)).json()
+    assert second["id"] in {a["id"] for a in listed["items"]}
+
+
+def test_events_search_is_tenant_scoped_and_filters_exactly(soc: Soc) -> None:
+    everything = TimeRange(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC))
+    codes = soc.store.aggregate_events(Scope.of("town-a"), EventQuery.where(everything, {}), Terms("event.code", 3))
+    code = codes[-1].key  # a code of several events, but not of all
+    expected = codes[-1].count
+    assert 1 < expected < soc.store.count_events(Scope.of("town-a"), EventQuery.where(everything, {}))
+    found, cursor = [], None
+    while True:
+        params = {"from": "2000-01-01T00:00:00Z", "field": f"event.code:{code}", "limit": 50,
+                  **({"cursor": cursor} if cursor else {})}
+        page = soc.client.get(f"{API}/events", params=params, headers=analyst(soc)).json()
+        found += page["items"]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert len(found) == expected
+    assert {e["tenant"] for e in found} == {"town-a"}
+    assert {e["fields"]["event"]["code"] for e in found} == {code}
+    assert len({e["id"] for e in found}) == expected
+    bad = soc.client.get(f"{API}/events", params={"from": "2000-01-01", "field": "nocolon"}, headers=analyst(soc))
+    assert bad.status_code == 422
+
+
+def test_collector_heartbeats_and_silence(soc: Soc) -> None:
+    collector = soc.headers("town-a", Role.collector)
+    beat = {"name": "townhall-dc", "version": "0.1.0", "sources": ["evtx:Security"], "events_total": 10}
+    assert soc.client.post(f"{API}/collectors/heartbeat", json=beat, headers=collector).status_code == 200
+    beat_b = {"name": "quiet-box", "version": "0.1.0"}
+    assert soc.client.post(f"{API}/collectors/heartbeat", json=beat_b,
+                           headers=soc.headers("town-b", Role.collector)).status_code == 200
+    seen = soc.client.get(f"{API}/collectors", headers=soc.headers("town-a", Role.viewer)).json()
+    mine = {c["name"]: c for c in seen}
+    assert "quiet-box" not in mine
+    assert mine["townhall-dc"]["health"] == "ok" and mine["townhall-dc"]["events_total"] == 10
+    failing = {**beat, "errors": 3}
+    soc.client.post(f"{API}/collectors/heartbeat", json=failing, headers=collector)
+    again = {c["name"]: c for c in soc.client.get(f"{API}/collectors", headers=analyst(soc)).json()}
+    assert again["townhall-dc"]["health"] == "failing"
+    assert again["townhall-dc"]["first_seen"] == mine["townhall-dc"]["first_seen"]
+
+
+def test_metrics_count_requests_and_incidents(soc: Soc) -> None:
+    soc.client.get(f"{API}/incidents", headers=analyst(soc))
+    text = soc.client.get("/metrics", headers=soc.admin_headers).text
+    assert 'civicsoc_http_requests_total{method="GET",route="/api/v1/incidents",status="200"}' in text
+    total = soc.store.incidents.count(Scope.all(), RecordQuery())
+    gauges = [line for line in text.splitlines() if line.startswith("civicsoc_incidents{")]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in gauges) == total
+    assert soc.client.get("/metrics", headers=analyst(soc)).status_code == 403
+
+
+def test_revoked_and_expired_tokens_stop_working(soc: Soc) -> None:
+    issued = tokens.create_token(soc.store, tenant="town-a", role=Role.viewer, name="short-lived", actor="test")
+    headers = {"Authorization": f"Bearer {issued.secret}"}
+    assert soc.client.get(f"{API}/incidents", headers=headers).status_code == 200
+    revoked = soc.client.delete(f"{API}/tokens/{issued.token.id}", headers=soc.admin_headers)
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+    assert soc.client.get(f"{API}/incidents", headers=headers).status_code == 401
+    soon = tokens.create_token(soc.store, tenant="town-a", role=Role.viewer, name="expiring", actor="test",
+                               expires_at=datetime.now(UTC) + timedelta(seconds=30))
+    authenticator = soc.client.app.state.services.authenticator
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    with pytest.raises(tokens.AuthenticationFailed, match="expired"):
+        authenticator.authenticate(soon.secret, now=later)
+    stored = soc.store.records(tokens.Token).get(Scope.all(), soon.token.id).record
+    assert soon.secret not in stored.model_dump_json() and stored.secret_hash.startswith("$argon2")
+
+
+def test_token_routes_print_the_secret_once(soc: Soc) -> None:
+    created = soc.client.post(f"{API}/tokens", json={"tenant": "town-b", "role": "analyst", "name": "ana"},
+                              headers=soc.admin_headers)
+    assert created.status_code == 201
+    secret = created.json()["secret"]
+    listed = soc.client.get(f"{API}/tokens", headers=soc.admin_headers).text
+    assert created.json()["id"] in listed and secret not in listed and "secret_hash" not in listed
+    mine = soc.client.get(f"{API}/incidents", headers={"Authorization": f"Bearer {secret}"}).json()["items"]
+    assert mine and {i["tenant"] for i in mine} == {"town-b"}
+
+
+def test_the_audit_chain_over_everything_the_api_did_verifies(soc: Soc) -> None:
+    verified = soc.client.get(f"{API}/audit/verify", headers=soc.admin_headers).json()
+    assert verified["ok"] and verified["records"] == soc.store.audit.count(Scope.all(), RecordQuery())
+    result = audit.verify(audit.iter_chain(soc.store))
+    assert result.ok and result.records > 10
+
+
+def test_audit_verify_cli_finds_a_tampered_record(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    from civicsoc.store.sqlite import SqliteStore
+
+    store = SqliteStore(url)
+    store.setup()
+    tokens.create_tenant(store, "town-a", "Town A", "test")
+    for name in ("one", "two", "three"):
+        tokens.create_token(store, tenant="town-a", role=Role.viewer, name=name, actor="test")
+    command = [sys.executable, "-m", "civicsoc", "--store", url, "audit", "verify"]
+    intact = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert intact.returncode == 0, intact.stderr
+    assert "4 records, intact" in intact.stderr
+    # an insider edits one record straight in the database file
+    store.query("UPDATE records_audit SET doc = json_set(doc, '$.actor', 'someone-else') WHERE id = ?",
+                [AuditRecord.id_for(2)])
+    store.close()
+    tampered = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert tampered.returncode == 1
+    assert "audit record 2: content does not match its hash" in tampered.stdout
+
+
+def test_playbook_progress_and_regulatory_clocks_on_an_incident(soc: Soc) -> None:
+    incident = fresh_incident(soc)
+    url = f"{API}/incidents/{incident['id']}"
+    headers = analyst(soc)
+    attached = soc.client.post(f"{url}/playbooks", json={"playbook_id": "ransomware"}, headers=headers)
+    assert attached.status_code == 201, attached.text
+    etag = soc.client.get(url, headers=headers).headers["etag"]
+    confirmed = soc.client.patch(url, json={"significant": True, "nis2": True, "gdpr": True},
+                                 headers={**headers, "If-Match": etag})
+    assert confirmed.status_code == 200, confirmed.text
+    significant_at = datetime.fromisoformat(confirmed.json()["significant_at"])
+    detail = soc.client.get(url, headers=headers).json()
+    deadlines = {d["key"]: d for d in detail["deadlines"]}
+    assert datetime.fromisoformat(deadlines["nis2-early-warning"]["due_at"]) == significant_at + timedelta(hours=24)
+    assert datetime.fromisoformat(deadlines["nis2-incident-notification"]["due_at"]) == significant_at + timedelta(hours=72)
+    assert datetime.fromisoformat(deadlines["gdpr-breach-notification"]["due_at"]) == significant_at + timedelta(hours=72)
+    assert all(d["status"] == "open" for d in deadlines.values() if d["regulation"])
+    run = next(r for r in detail["playbooks"] if r["playbook_id"] == "ransomware")
+    first_step = run["steps"][0]["id"]
+    step_url = f"{url}/playbooks/ransomware/steps/{first_step}"
+    assert soc.client.put(step_url, json={"status": "done"}, headers=headers).status_code == 428
+    done = soc.client.put(step_url, json={"status": "done", "note": "scoped: 3 hosts"},
+                          headers={**headers, "If-Match": f'"{run["version"]}"'})
+    assert done.status_code == 200, done.text
+    stale = soc.client.put(step_url, json={"status": "todo"}, headers={**headers, "If-Match": f'"{run["version"]}"'})
+    assert stale.status_code == 412
+    skipped = soc.client.put(f"{url}/playbooks/ransomware/steps/{run['steps'][1]['id']}", json={"status": "skipped"},
+                             headers={**headers, "If-Match": done.headers["etag"]})
+    assert skipped.status_code == 409  # a skip needs a note
+    after = soc.client.get(url, headers=headers).json()
+    steps = {s["id"]: s for r in after["playbooks"] if r["playbook_id"] == "ransomware" for s in r["steps"]}
+    assert (steps[first_step]["status"], steps[first_step]["note"]) == ("done", "scoped: 3 hosts")
+    actions = {r.action for r in audit.iter_chain(soc.store) if r.target.startswith("playbook_runs/")}
+    assert {"playbook.attach", "playbook.step"} <= actions
