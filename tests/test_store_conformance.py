@@ -321,6 +321,16 @@ def test_paging_stays_correct_while_new_records_arrive(store: Store) -> None:
     assert ids == [f"inc-agency-a-{n:03d}" for n in sorted(range(20), key=lambda n: (n // 2, n), reverse=True)]
 
 
+def test_create_many_creates_new_records_and_leaves_taken_ids_alone(store: Store) -> None:
+    store.incidents.create(Scope.of(A), incident(3, title="an analyst's incident"))
+    batch = [incident(number) for number in range(10)]
+    assert store.incidents.create_many(Scope.of(A), batch) == 9
+    assert store.incidents.get(Scope.of(A), incident(3).id).record.title == "an analyst's incident"
+    assert store.incidents.count(Scope.of(A), RecordQuery()) == 10
+    with pytest.raises(TenantDenied):
+        store.incidents.create_many(Scope.of(A), [incident(50, tenant=B)])
+
+
 def test_text_search_finds_substrings_case_insensitively(store: Store) -> None:
     titles = {1: "Mimikatz on WS1", 2: "Password spray on dc01", 3: "mimikatz* lookalike", 4: "Ransom note"}
     for number, title in titles.items():

@@ -266,6 +266,11 @@ class RecordCollection(ABC, Generic[R]):
         """Store a new record; ``AlreadyExists`` if its id is taken (never an overwrite)."""
 
     @abstractmethod
+    def create_many(self, scope: Scope, records: Sequence[R]) -> int:
+        """Store many new records in one request (imports, benchmarks); ids already taken are left
+        alone. Returns how many were created."""
+
+    @abstractmethod
     def get(self, scope: Scope, record_id: str) -> Versioned[R]:
         """The record and its version; ``NotFound`` if absent or outside ``scope``."""
 

@@ -404,6 +404,26 @@ class EsRecords(RecordCollection[R]):
             raise self._error("create", exc) from None
         return Versioned(record, _version(response["_seq_no"], response["_primary_term"]))
 
+    def create_many(self, scope: Scope, records: Sequence[R]) -> int:
+        created = 0
+        for start in range(0, len(records), 2000):
+            chunk = records[start:start + 2000]
+            operations: list[Any] = []
+            for record in chunk:
+                self.check_tenant(scope, record)
+                operations.append({"create": {"_index": self.index, "_id": record.id}})
+                operations.append(self._source(record))
+            response = self.store.call(f"create {self.name}", self.store.client.bulk, operations=operations,
+                                       refresh=self.store.refresh_records)
+            for item in response["items"]:
+                result = item["create"]
+                if result.get("status") in (200, 201):
+                    created += 1
+                elif result.get("status") != 409:
+                    raise StoreError(self.store.url, f"create {self.name} {result.get('_id')}: "
+                                                     f"{result.get('error', {}).get('reason', result)}")
+        return created
+
     def get(self, scope: Scope, record_id: str) -> Versioned[R]:
         try:
             response = self.store.client.get(index=self.index, id=record_id)

@@ -54,7 +54,7 @@ ADDRESS_SUBFIELD = "ip"
 
 ADDRESS_TEXT_FIELDS: tuple[str, ...] = (
     "winlog.event_data.IpAddress", "winlog.event_data.ClientAddress",
-    "winlog.event_data.SourceAddress", "winlog.event_data.DestAddress",
+    "winlog.event_data.SourceAddress", "winlog.event_data.DestAddress", "winlog.event_data.ServerAddress",
 )
 """Raw Windows fields that hold an IP address as text (with ``-`` or ``::1`` as Windows writes them):
 keywords like any string, plus an ``ip`` sub-field (malformed values left out) for ``|cidr``."""
@@ -120,6 +120,8 @@ ECS_TYPES: dict[str, str] = {
 
 UNINDEXED = {"type": "keyword", "index": False, "doc_values": False}
 
+MAX_REGEX_LENGTH = 100_000
+
 
 def _expand(dotted: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """``{"a.b": m}`` → ``{"a": {"properties": {"b": m}}}``: the object form index mappings take."""
@@ -183,6 +185,9 @@ def event_index_template(prefix: str) -> dict[str, Any]:
                     "auto_expand_replicas": "0-1",
                     "refresh_interval": "1s",
                     "mapping": {"total_fields": {"limit": 10_000}, "ignore_malformed": True},
+                    # Converted |re values spell Python's Unicode classes out (\w is ~700 ranges): see
+                    # detection.lucene_regex. The default (1000 characters) refuses them.
+                    "max_regex_length": MAX_REGEX_LENGTH,
                 },
             },
             "mappings": event_mappings(),

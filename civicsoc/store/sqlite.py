@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import typing
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -85,6 +86,18 @@ def json_path(field: str) -> str:
     return "$." + ".".join(f'"{part}"' for part in check_field_name(field).split("."))
 
 
+def json_value(field: str) -> str:
+    """``json_extract(doc, '$."a"."b"')`` with the path written in: an expression index matches only a
+    literal path, never a bound parameter. Safe, because ``json_path`` accepts checked names only."""
+    return f"json_extract(doc, '{json_path(field)}')"
+
+
+INDEXED_RECORD_FIELDS = ("created_at", "updated_at", "timestamp", "first_seen", "last_seen", "seq", "status",
+                         "incident_id", "rule_id", "name", "target")
+"""Record fields with an expression index (when the record type has them): the sorts of the triage
+lists and the filters that look up an incident's alerts, comments and playbook runs."""
+
+
 def path_from_url(url: str) -> Path:
     """``sqlite:///relative.db`` is relative to the working directory, ``sqlite:////abs.db`` absolute
     (the SQLAlchemy convention)."""
@@ -115,9 +128,12 @@ class _Where:
             else:
                 self.add(f"{column} IN ({','.join('?' * len(tenants))})", *tenants)
 
-    def any_equal(self, field: str, values: Sequence[Any]) -> None:
-        # json_each walks an array's elements, or yields a scalar itself once: one clause for both.
+    def any_equal(self, field: str, values: Sequence[Any], *, scalar: bool = False) -> None:
         marks = ",".join("?" * len(values))
+        if scalar:  # the same expression as the index on the field, so SQLite can use it
+            self.add(f"{json_value(field)} IN ({marks})", *values)
+            return
+        # json_each walks an array's elements, or yields a scalar itself once: one clause for both.
         self.add(f"EXISTS (SELECT 1 FROM json_each(doc, ?) WHERE value IN ({marks}))", json_path(field), *values)
 
     def sql(self) -> str:
@@ -193,6 +209,10 @@ class SqliteStore(Store):
             conn.executescript(SCHEMA)
             for collection in self.collections:
                 conn.executescript(RECORD_SCHEMA.format(name=collection.name))
+                for field in INDEXED_RECORD_FIELDS:
+                    if field in collection.record_type.model_fields:
+                        conn.execute(f"CREATE INDEX IF NOT EXISTS records_{collection.name}_{field} "
+                                     f"ON records_{collection.name} ({json_value(field)}, id)")
         except sqlite3.Error as exc:
             raise StoreUnavailable(self.url, f"cannot create the schema in {self.path} ({exc})") from None
 
@@ -297,6 +317,8 @@ class SqliteRecords(RecordCollection[R]):
         super().__init__(record_type)
         self.store = store
         self.table = f"records_{self.name}"
+        self._scalars = frozenset(name for name, info in record_type.model_fields.items()
+                                  if typing.get_origin(info.annotation) is not list)
 
     def _load(self, doc: str) -> R:
         return self.record_type.model_validate_json(doc)
@@ -310,6 +332,16 @@ class SqliteRecords(RecordCollection[R]):
         except sqlite3.IntegrityError:
             raise AlreadyExists(self.name, record.id) from None
         return Versioned(record, "1")
+
+    def create_many(self, scope: Scope, records: Sequence[R]) -> int:
+        for record in records:
+            self.check_tenant(scope, record)
+        with self.store.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(f"INSERT INTO {self.table} (id, tenant, version, doc) VALUES (?, ?, 1, ?) "
+                             "ON CONFLICT (id) DO NOTHING",
+                             [(r.id, r.tenant, r.model_dump_json()) for r in records])
+            return conn.total_changes - before
 
     def get(self, scope: Scope, record_id: str) -> Versioned[R]:
         rows = self.store.query(f"SELECT tenant, version, doc FROM {self.table} WHERE id = ?", [record_id])
@@ -338,7 +370,7 @@ class SqliteRecords(RecordCollection[R]):
         where = _Where()
         where.scope(scope)
         for field, values in query.filters.items():
-            where.any_equal(field, values)
+            where.any_equal(field, values, scalar=field in self._scalars)
         if query.text is not None and self.record_type.text_field is not None:
             where.add("instr(lower(json_extract(doc, ?)), ?) > 0", json_path(self.record_type.text_field),
                       query.text.lower())
@@ -350,18 +382,16 @@ class SqliteRecords(RecordCollection[R]):
 
     def list(self, scope: Scope, query: RecordQuery) -> Page[Versioned[R]]:
         where = self._where(scope, query)
-        sort_key = "json_extract(doc, ?)"
-        sort_path = json_path(query.sort)
+        sort_key = json_value(query.sort)
         if query.cursor is not None:
             after_key, after_id = decode_cursor(query.cursor, query.sort, query.descending)
             op = "<" if query.descending else ">"
-            where.add(f"({sort_key} {op} ? OR ({sort_key} = ? AND id {op} ?))",
-                      sort_path, after_key, sort_path, after_key, after_id)
+            where.add(f"({sort_key} {op} ? OR ({sort_key} = ? AND id {op} ?))", after_key, after_key, after_id)
         order = "DESC" if query.descending else "ASC"
         rows = self.store.query(
             f"SELECT {sort_key} AS sort_key, id, version, doc FROM {self.table} WHERE {where.sql()} "
-            f"ORDER BY sort_key {order}, id {order} LIMIT ?",
-            [sort_path, *where.params, query.limit + 1],
+            f"ORDER BY {sort_key} {order}, id {order} LIMIT ?",
+            [*where.params, query.limit + 1],
         )
         items = [Versioned(self._load(doc), str(version)) for _, _, version, doc in rows[: query.limit]]
         next_cursor = None
