@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from civicsoc.errors import (
     AlreadyExists,
@@ -24,6 +25,12 @@ def _answer(status: int, message: str) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ValidationError)
+    async def invalid_value(request: Request, exc: ValidationError) -> JSONResponse:
+        # A value that passed the request schema but not a domain record's rules (e.g. a tenant name).
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return _answer(422, f"{exc.title}: {problems}")
+
     @app.exception_handler(CivicsocError)
     async def civicsoc_error(request: Request, exc: CivicsocError) -> JSONResponse:
         if isinstance(exc, NotFound):

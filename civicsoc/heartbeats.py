@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from civicsoc.errors import AlreadyExists, NotFound, TenantDenied, VersionConflict
-from civicsoc.records import CollectorStatus, utcnow
+from civicsoc.records import CollectorStatus, Tenant, utcnow
 from civicsoc.store import Scope, Store
 from civicsoc.tokens import Principal
 
@@ -44,6 +44,7 @@ def record(store: Store, principal: Principal, tenant: str | None, beat: dict[st
     if home is None or not principal.scope.allows(home):
         raise TenantDenied("collectors", home or "")
     scope = Scope.of(home)
+    store.records(Tenant).get(scope, home)  # a heartbeat for a tenant nobody created is refused (404)
     status_id = CollectorStatus.id_for(home, beat["name"])
     collection = store.records(CollectorStatus)
     for _ in range(5):
