@@ -20,17 +20,19 @@ install: $(BIN)/civicsoc
 run: install
 	$(BIN)/civicsoc serve
 
-## system-deps: the Debian tools the collectors and their tests run (tshark for captures, logger, openssl)
-SYSTEM_TOOLS := tshark capinfos logger openssl
+## system-deps: the Debian tools civicsoc and its tests run (tshark for captures, logger, openssl,
+## chromium for the UI tests, poppler's pdftotext/pdftoppm to read back PDF reports)
+SYSTEM_TOOLS := tshark capinfos logger openssl chromium pdftotext pdftoppm
+SYSTEM_PACKAGES := tshark openssl bsdutils chromium poppler-utils fonts-dejavu-core
 system-deps:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages for:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark openssl bsdutils >/dev/null \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null \
 	      || { echo "apt-get install failed"; exit 1; }; \
 	  else \
-	    echo "missing:$$missing. Install them: sudo apt-get install tshark openssl bsdutils"; exit 1; \
+	    echo "missing:$$missing. Install them: sudo apt-get install $(SYSTEM_PACKAGES)"; exit 1; \
 	  fi; \
 	fi
 

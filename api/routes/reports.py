@@ -1,0 +1,7 @@
+"""Compliance exports (being built)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
