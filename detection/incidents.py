@@ -92,20 +92,17 @@ class IncidentGrouper:
         return current
 
     def _related_incident_ids(self, alert: Alert) -> set[str]:
+        # The store counts the incident ids of the related alerts (one aggregation per entity kind) rather
+        # than returning the alerts: during a brute force thousands of alerts share one host.
         window = TimeRange(alert.timestamp - self.window, alert.timestamp + self.window + timedelta(microseconds=1))
         found: set[str] = set()
         for field, values in (("hosts", alert.hosts), ("users", linking_users(alert.users))):
             if not values:
                 continue
             query = RecordQuery.where({field: list(values), "tenant": alert.tenant}, time_field="timestamp",
-                                      time=window, sort="timestamp", descending=False, limit=1000)
-            while True:
-                page = self.store.alerts.list(self.scope, query)
-                found.update(item.record.incident_id for item in page.items
-                             if item.record.incident_id is not None and item.record.id != alert.id)
-                if page.next_cursor is None:
-                    break
-                query = RecordQuery(**{**query.__dict__, "cursor": page.next_cursor})
+                                      time=window)
+            found.update(str(bucket.key) for bucket in
+                         self.store.alerts.count_by(self.scope, query, "incident_id", size=10_000))
         return found
 
     def _open_incidents(self, incident_ids: set[str]) -> list[Versioned[Incident]]:

@@ -375,9 +375,9 @@ class SqliteRecords(RecordCollection[R]):
             where.add("instr(lower(json_extract(doc, ?)), ?) > 0", json_path(self.record_type.text_field),
                       query.text.lower())
         if query.time is not None and query.time_field is not None:
-            where.add("json_extract(doc, ?) >= ? AND json_extract(doc, ?) < ?",
-                      json_path(query.time_field), format_timestamp(query.time.start),
-                      json_path(query.time_field), format_timestamp(query.time.end))
+            time_value = json_value(query.time_field)
+            where.add(f"{time_value} >= ? AND {time_value} < ?", format_timestamp(query.time.start),
+                      format_timestamp(query.time.end))
         return where
 
     def list(self, scope: Scope, query: RecordQuery) -> Page[Versioned[R]]:
