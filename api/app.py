@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from api.deps import Admin, Services
 from api.errors import install_error_handlers
 from api.metrics import ApiMetrics
-from api.routes import admin, alerts, collectors, events, incidents, reports, ui
+from api.routes import admin, alerts, collectors, events, incidents, reports, rules, ui
 from api.routes import playbooks as playbook_routes
 from civicsoc import __version__
 from civicsoc.errors import StoreError
@@ -51,7 +51,7 @@ def create_app(store: Store, *, ruleset: Any = None, playbooks: Any = None) -> F
 
     if playbooks is not None:
         services.extra["describe_playbooks"] = _describe_playbooks
-    for module in (incidents, alerts, events, collectors, playbook_routes, reports, admin, ui):
+    for module in (incidents, alerts, events, rules, collectors, playbook_routes, reports, admin, ui):
         app.include_router(module.router)
     return app
 

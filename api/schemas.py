@@ -174,6 +174,8 @@ class RuleOut(BaseModel):
     correlation: bool
     alerts: int
     enabled: bool
+    """False when the rule is disabled in any tenant the caller sees (``disabled_in`` says which)."""
+    disabled_in: list[str] = []
 
 
 class RuleToggleIn(Body):

@@ -39,11 +39,13 @@ app.add_typer(rules_app, name="rules")
 def _mount_command_groups() -> None:
     from civicsoc.commands.admin import audit_app, tenant_app, token_app
     from civicsoc.commands.playbooks import playbooks_app
+    from civicsoc.commands.rules import register
 
     app.add_typer(token_app, name="token")
     app.add_typer(tenant_app, name="tenant")
     app.add_typer(audit_app, name="audit")
     app.add_typer(playbooks_app, name="playbooks")
+    register(rules_app)
 
 
 _mount_command_groups()
@@ -91,22 +93,77 @@ def version() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: api.host)")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: api.port)")] = None,
+    rules: RulesOption = None,
+    syslog_port: Annotated[int, typer.Option(help="Built-in syslog receiver port (UDP and TCP), 0 to turn it off")]
+    = 5514,
 ) -> None:
-    """Run the API service on the configured store (the embedded SQLite store by default)."""
+    """Run the API with the streaming pipeline and a syslog receiver, on the configured store
+    (the embedded SQLite store by default). The first start creates a tenant and an admin token."""
+    import logging
+    import signal
+
     import uvicorn
 
     from api.app import create_app
+    from civicsoc import server
     from civicsoc.store import open_store
+    from playbooks.loader import load_playbooks
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = settings()
-    store = open_store(config)
     bind_host, bind_port = host or config.api.host, port or config.api.port
-    err.print(f"civicsoc {__version__}: store {store.url}")
-    err.print(f"API on http://{bind_host}:{bind_port}  (health: /healthz, docs: /docs)")
+    if not server.port_free(bind_host, bind_port):
+        raise CivicsocError(f"api port {bind_host}:{bind_port} is in use; choose another with --port")
+    store = open_store(config)
+    ruleset = _load_rules(config, rules)
+    library = load_playbooks()
+    err.print(f"civicsoc {__version__}: store {store.url}; {len(library.latest())} playbooks", highlight=False)
+    issued = server.first_start(store, config.default_tenant)
+    url = f"http://{bind_host}:{bind_port}"
+    if issued is not None:
+        err.print(f"first start: tenant {config.default_tenant!r} and an admin token (shown only now):",
+                  highlight=False)
+        out.print(issued.secret, highlight=False)
+    builtin = None
+    if syslog_port:
+        detector = _detector_with_playbooks(ruleset, store, library)
+        builtin = server.start_builtin_collector(config, store, detector, host=bind_host, port=syslog_port)
+        state = builtin.collector.states["syslog"]
+        if state.status == "failed":
+            err.print(f"[red]syslog receiver failed:[/red] {state.error}", highlight=False)
+        else:
+            err.print(f"syslog on {bind_host}:{syslog_port} (UDP and TCP) for tenant {config.default_tenant!r}; "
+                      f"try: logger -n {bind_host} -P {syslog_port} 'hello civicsoc'", highlight=False)
+    err.print(f"API on {url}  (health: {url}/healthz, docs: {url}/docs)", highlight=False)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal to the handler it found:
+    # make that one a no-op, so the built-in collector still drains what it read before the process ends.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
     try:
-        uvicorn.run(create_app(store), host=bind_host, port=bind_port, log_level="info")
+        uvicorn.run(create_app(store, ruleset=ruleset, playbooks=library), host=bind_host, port=bind_port,
+                    log_level="info", log_config=_logs_on_stderr(uvicorn))
     finally:
+        if builtin is not None:
+            builtin.close()
         store.close()
+
+
+def _logs_on_stderr(uvicorn: Any) -> dict[str, Any]:
+    """uvicorn's log setup with the access log on stderr too: stdout carries only the first-start token."""
+    import copy
+
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    return config
+
+
+def _detector_with_playbooks(ruleset: Any, store: Any, library: Any) -> Any:
+    """The streaming hook: rules on every event; new or grown incidents get their matching playbooks."""
+    from detection.stream import StreamDetector
+
+    if not ruleset.detections:
+        return None
+    return StreamDetector(ruleset, store, playbooks=library)
 
 
 class IngestType(StrEnum):
@@ -235,10 +292,10 @@ def _load_rules(config: Settings, extra: list[Path] | None, *, quiet: bool = Fal
 
 
 def _detector(config: Settings, extra: list[Path] | None, store: Any) -> Any:
-    from detection.stream import StreamDetector
+    """The streaming hook of ``ingest`` and ``collect``: the same rules and playbooks as ``serve``."""
+    from playbooks.loader import load_playbooks
 
-    ruleset = _load_rules(config, extra)
-    return StreamDetector(ruleset, store) if ruleset.detections else None
+    return _detector_with_playbooks(_load_rules(config, extra), store, load_playbooks())
 
 
 class HuntFormat(StrEnum):

@@ -7,7 +7,8 @@
   with the stream matcher; on Elasticsearch each rule runs as the query pySigma converts it to (with
   the very pipeline the matcher uses). Correlations run over the rule matches either way. Matches
   become alerts like streamed ones; an alert id hashes rule and event(s), so a hunt never duplicates
-  what the stream already raised.
+  what the stream already raised. Findings a tenant suppressed (a disabled rule, an exception) raise no
+  alert and are counted in ``HuntSummary.suppressed``, as on the stream.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from detection.engine import IndexedEngine
 from detection.findings import Finding, findings_from_matches
 from detection.incidents import IncidentGrouper
 from detection.rules import RuleSet
+from detection.suppression import Suppressions, load_suppressions
 
 
 @dataclass
@@ -41,6 +43,7 @@ class HuntSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     alerts_created: int = 0
     alerts_known: int = 0
+    suppressed: int = 0
 
     @property
     def rate(self) -> float:
@@ -92,12 +95,18 @@ def hunt_files(
 
 def hunt_store(store: Store, scope: Scope, query: EventQuery, rules: RuleSet, *,
                min_level: Severity | None = None, create_alerts: bool = True,
-               on_finding: Callable[[Finding], None] | None = None) -> HuntSummary:
-    """Hunt over stored events; findings become alerts (origin ``hunt``) grouped into incidents."""
+               on_finding: Callable[[Finding], None] | None = None,
+               suppressions: Suppressions | None = None) -> HuntSummary:
+    """Hunt over stored events; findings become alerts (origin ``hunt``) grouped into incidents.
+
+    ``suppressions`` default to those in force in ``scope`` now; a suppressed finding is neither reported
+    to ``on_finding`` nor raised (pass ``Suppressions.empty()`` to see everything)."""
     from civicsoc.store.elasticsearch import ElasticsearchStore
 
     summary = HuntSummary()
     started = time.perf_counter()
+    if suppressions is None:
+        suppressions = load_suppressions(store, scope)
     if isinstance(store, ElasticsearchStore):
         from detection.eshunt import matches_from_queries
 
@@ -114,6 +123,9 @@ def hunt_store(store: Store, scope: Scope, query: EventQuery, rules: RuleSet, *,
     grouper = IncidentGrouper(store) if create_alerts else None
     for finding in findings:
         summary.matches += 1
+        if suppressions.check_finding(finding) is not None:
+            summary.suppressed += 1
+            continue
         if on_finding is not None:
             on_finding(finding)
         if grouper is None:

@@ -4,6 +4,13 @@
 hashes rule and event, so a replayed batch raises nothing twice) and alerts are grouped into
 incidents at once. It runs in the shipper's delivery thread, before the batch is stored: a crash
 after the alerts and before the events only means the replay finds the alerts already there.
+
+A finding of a rule its tenant disabled, or that an active exception covers, raises no alert and is
+counted as suppressed (``detection.suppression``). The tenants' choices are read through a
+``SuppressionCache`` — at most every ``refresh_seconds``, never per event.
+
+Given a playbook library, an incident that an alert opens or grows gets the playbooks that match it
+(``playbooks.service.attach_matching``: idempotent, a detached run stays detached).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from civicsoc.errors import AlreadyExists
 from civicsoc.event import Event
@@ -20,6 +28,10 @@ from detection.engine import IndexedEngine
 from detection.findings import Correlator, Finding
 from detection.incidents import IncidentGrouper
 from detection.rules import RuleSet
+from detection.suppression import DEFAULT_REFRESH_SECONDS, SuppressionCache
+
+if TYPE_CHECKING:
+    from playbooks.loader import PlaybookLibrary
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +42,22 @@ class StreamCounters:
     matches: int = 0
     alerts: int = 0
     known_alerts: int = 0
+    suppressed: int = 0
+    """Findings that raised no alert: their rule is disabled for the tenant, or an exception holds."""
+    playbooks_attached: int = 0
 
 
 class StreamDetector:
-    def __init__(self, rules: RuleSet, store: Store) -> None:
+    def __init__(self, rules: RuleSet, store: Store, *, suppressions: SuppressionCache | None = None,
+                 refresh_seconds: float = DEFAULT_REFRESH_SECONDS, playbooks: PlaybookLibrary | None = None) -> None:
         self.rules = rules
         self.store = store
         self.engine = IndexedEngine(rules.detections)
         self.correlator = Correlator(rules)
         self.grouper = IncidentGrouper(store)
         self.counters = StreamCounters()
+        self.suppressions = suppressions or SuppressionCache(store, Scope.all(), refresh_seconds=refresh_seconds)
+        self.playbooks = playbooks
 
     def __call__(self, events: Sequence[Event]) -> None:
         # Events of a batch arrive in source order; correlations expect event-time order per source,
@@ -54,6 +72,9 @@ class StreamDetector:
                     self._raise(finding)
 
     def _raise(self, finding: Finding) -> None:
+        if self.suppressions.current().check_finding(finding) is not None:
+            self.counters.suppressed += 1
+            return
         alert = alert_from_events(finding.rule, list(finding.events))
         try:
             self.store.alerts.create(Scope.all(), alert)
@@ -61,4 +82,9 @@ class StreamDetector:
             self.counters.known_alerts += 1
             return
         self.counters.alerts += 1
-        self.grouper.add(alert.id)
+        incident = self.grouper.add(alert.id)
+        if self.playbooks is not None:
+            from playbooks.service import attach_matching  # only where playbooks are served
+
+            attached = attach_matching(self.store, self.playbooks, incident, tags=finding.rule.tags)
+            self.counters.playbooks_attached += len(attached)

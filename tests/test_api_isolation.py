@@ -74,8 +74,10 @@ def _requests(soc: Soc, method: str, path: str) -> list[dict[str, Any]]:
     b_incidents, b_alerts = soc.incident_ids("town-b"), soc.alert_ids("town-b")
     a_incidents = soc.incident_ids("town-a")
     b_token = next(t.id for t in _tokens(soc, "town-b"))
+    b_rule = _b_rule(soc)
     ids = {"incident_id": b_incidents[0], "alert_id": b_alerts[0], "token_id": b_token,
-           "playbook_id": "ransomware", "step_id": "confirm-and-scope"}
+           "playbook_id": "ransomware", "step_id": "confirm-and-scope", "rule_id": b_rule,
+           "exception_id": _b_exception(soc, b_rule)}
     url = path
     for name, value in ids.items():
         url = url.replace("{" + name + "}", value)
@@ -114,6 +116,17 @@ def _requests(soc: Soc, method: str, path: str) -> list[dict[str, Any]]:
         ("GET", "/api/v1/audit"): [{"params": {}}],
         ("GET", "/api/v1/audit/verify"): [{}],
         ("GET", "/metrics"): [{}],
+        ("GET", "/api/v1/rules"): [{"params": {"only_alerting": True}}],
+        ("POST", "/api/v1/rules/{rule_id}/disable"): [{"json": {"tenant": "town-b", "reason": "noisy"}}],
+        ("POST", "/api/v1/rules/{rule_id}/enable"): [{"json": {"tenant": "town-b", "reason": "x"}}],
+        ("POST", "/api/v1/rules/test"): [{"json": {"rule": _rule_text(soc, b_rule), "from": "2000-01-01T00:00:00Z",
+                                                   "tenant": "town-b"}},
+                                         {"json": {"rule": _rule_text(soc, b_rule), "from": "2000-01-01T00:00:00Z"}}],
+        ("GET", "/api/v1/exceptions"): [{"params": {"include_inactive": True}}],
+        ("POST", "/api/v1/exceptions"): [{"json": {"tenant": "town-b", "rule_id": "*", "reason": "x",
+                                                   "conditions": {"host.name": ["x"]},
+                                                   "expires_at": "2099-01-01T00:00:00Z"}}],
+        ("DELETE", "/api/v1/exceptions/{exception_id}"): [{}],
         ("GET", "/api/v1/playbooks"): [{}],
         ("GET", "/api/v1/playbooks/{playbook_id}"): [{}],
         ("POST", "/api/v1/incidents/{incident_id}/playbooks"): [{"json": {"playbook_id": "ransomware"}}],
@@ -125,16 +138,40 @@ def _requests(soc: Soc, method: str, path: str) -> list[dict[str, Any]]:
     return [{"url": url, **request} for request in bodies[(method, path)]]
 
 
+def _b_rule(soc: Soc) -> str:
+    return soc.store.alerts.get(Scope.of("town-b"), soc.alert_ids("town-b")[0]).record.rule_id
+
+
+def _rule_text(soc: Soc, rule_id: str) -> str:
+    rule = soc.rules.by_id()[rule_id]
+    assert rule.path is not None
+    return rule.path.read_text(encoding="utf-8")
+
+
+def _b_exception(soc: Soc, rule_id: str) -> str:
+    """An exception of town-b (created once) for the routes that name one."""
+    from datetime import UTC, datetime, timedelta
+
+    from detection.suppression import add_exception, list_exceptions
+
+    existing = list_exceptions(soc.store, Scope.of("town-b"))
+    if existing:
+        return existing[0].id
+    return add_exception(soc.store, "town-b", rule_id, {"host.name": ["never-seen"]}, "test fixture",
+                         datetime.now(UTC) + timedelta(days=30), "test-setup").id
+
+
 def _tokens(soc: Soc, tenant: str) -> list[Token]:
     page = soc.store.records(Token).list(Scope.of(tenant), RecordQuery(limit=100))
     return [item.record for item in page.items]
 
 
-ONE_RECORD = re.compile(r"\{(incident_id|alert_id|token_id)\}")
+ONE_RECORD = re.compile(r"\{(incident_id|alert_id|token_id|exception_id)\}|/rules/\{rule_id\}/")
 """Path parameters naming a tenant's record (a playbook id names shared library content)."""
 
 
 def test_no_role_of_one_tenant_reads_or_changes_another_tenants_data(soc: Soc) -> None:
+    _b_exception(soc, _b_rule(soc))  # B's fixtures exist before the snapshot
     before = _snapshot(soc, "town-b")
     b_ids = set(soc.incident_ids("town-b")) | set(soc.alert_ids("town-b"))
     tried = 0

@@ -70,9 +70,8 @@ def false_positive(alert_id: str, body: FalsePositiveIn, principal: Triager, ser
     store, scope = services.store, principal.scope
     alert = store.alerts.get(scope, alert_id).record
     if body.create_exception:
-        add_exception = services.extra.get("add_exception")
-        if add_exception is None:
-            raise WorkflowError("exceptions are not available on this server")
+        from detection.suppression import add_exception
+
         if not body.exception_fields:
             raise WorkflowError("exception_fields: name the alert fields whose values the exception matches")
         conditions: dict[str, list[str]] = {}
