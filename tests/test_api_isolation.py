@@ -117,6 +117,7 @@ def _requests(soc: Soc, method: str, path: str) -> list[dict[str, Any]]:
         ("GET", "/api/v1/audit/verify"): [{}],
         ("GET", "/metrics"): [{}],
         ("GET", "/api/v1/rules"): [{"params": {"only_alerting": True}}],
+        ("GET", "/api/v1/rules/health"): [{"params": {"recent_hours": 24 * 90}}],
         ("POST", "/api/v1/rules/{rule_id}/disable"): [{"json": {"tenant": "town-b", "reason": "noisy"}}],
         ("POST", "/api/v1/rules/{rule_id}/enable"): [{"json": {"tenant": "town-b", "reason": "x"}}],
         ("POST", "/api/v1/rules/test"): [{"json": {"rule": _rule_text(soc, b_rule), "from": "2000-01-01T00:00:00Z",

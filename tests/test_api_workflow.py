@@ -359,3 +359,19 @@ def test_rule_preview_over_stored_events_equals_what_the_stream_raised(soc: Soc)
                              headers=analyst(soc)).json()
     assert broken["errors"] and broken["matches"] == []
     assert soc.store.alerts.count(Scope.of("town-a"), RecordQuery()) == len(alerts)  # a preview raises nothing
+
+
+def test_rule_health_says_which_rules_matched_and_when(soc: Soc) -> None:
+    health = soc.client.get(f"{API}/rules/health", params={"recent_hours": 24 * 90},
+                            headers=soc.headers("town-a", Role.viewer)).json()
+    by_id = {item["id"]: item for item in health["rules"]}
+    assert health["totals"].startswith(f"{len(soc.rules.loaded) + len(soc.rules.skipped)} rules")
+    latest: dict[str, str] = {}
+    for item in soc.store.alerts.list(Scope.of("town-a"), RecordQuery(limit=5000)).items:
+        stamp = item.record.timestamp.isoformat()
+        latest[item.record.rule_id] = max(latest.get(item.record.rule_id, stamp), stamp)
+    for rule_id, stamp in latest.items():
+        assert by_id[rule_id]["last_matched"] is not None
+        assert datetime.fromisoformat(by_id[rule_id]["last_matched"]) == datetime.fromisoformat(stamp)
+    never = [item for rule_id, item in by_id.items() if rule_id not in latest and item["loaded"]]
+    assert never and all(item["last_matched"] is None for item in never)

@@ -63,6 +63,24 @@ def list_rules(
     return out
 
 
+@router.get("/rules/health")
+def rules_health(principal: Reader, services: ServicesDep,
+                 recent_hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24,
+                 only_problems: bool = False) -> dict[str, Any]:
+    """Per rule: loaded or skipped (why), Sigma fields no collector produces, whether events of its
+    logsource arrived recently, when it last matched, where it is disabled: no rule fails silently."""
+    from datetime import timedelta
+
+    from detection.health import HealthTotals, rule_health
+
+    if services.ruleset is None:
+        return {"totals": None, "rules": []}
+    items = rule_health(services.ruleset, services.store, principal.scope, recent=timedelta(hours=recent_hours))
+    totals = HealthTotals.of(items)
+    shown = [item for item in items if not item.ok] if only_problems else items
+    return {"totals": totals.line(), "rules": [item.as_dict() for item in shown]}
+
+
 @router.post("/rules/{rule_id}/disable", response_model=RuleSetting)
 def disable(rule_id: str, body: RuleToggleIn, principal: Triager, services: ServicesDep) -> RuleSetting:
     """Stop a rule alerting for one tenant (a reason is required; audited)."""
