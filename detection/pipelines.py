@@ -2,7 +2,7 @@
 
 The pipeline built here is applied to every rule exactly once, when it is loaded (``detection.rules``).
 The processed rule then drives both the stream matcher (``detection.matcher``) and the Elasticsearch
-queries (``conversion_backend``), so the two read the same fields and the same logsource conditions and
+queries (``detection.lucene``), so the two read the same fields and the same logsource conditions and
 cannot drift apart.
 
 Layers, in order:
@@ -529,7 +529,9 @@ def civicsoc_pipeline(placeholder_values: Mapping[str, Sequence[str | int]] | No
 
 
 def conversion_backend(**options: Any) -> LuceneBackend:
-    """A Lucene backend for rules this module's pipeline has *already* processed (``Rule.sigma``).
+    """pySigma's own Lucene backend for rules this module's pipeline has *already* processed (``Rule.sigma``):
+    what the rules convert to for Elastic's index templates. Hunts on the civicsoc template use
+    ``detection.lucene.civicsoc_backend()``, whose queries select what the stream matcher matches.
 
     Its own pipeline is empty on purpose: converting ``Rule.sigma`` with ``civicsoc_pipeline()`` again
     would add the logsource conditions twice. ``backend.convert_rule(rule.sigma)`` gives the queries;

@@ -311,7 +311,8 @@ class ElasticsearchStore(Store):
         tenant scope and time range apply as for every read.
         """
         bool_query = self._event_query(scope, query)
-        bool_query["bool"]["must"] = [{"query_string": {"query": lucene, "allow_leading_wildcard": True}}]
+        bool_query["bool"]["must"] = [{"query_string": {"query": lucene, "allow_leading_wildcard": True,
+                                                         "lenient": False}}]  # refuse, never answer empty
         search_after = None
         while True:
             body: dict[str, Any] = {"query": bool_query, "size": page, "track_total_hits": False,
