@@ -39,12 +39,14 @@ app.add_typer(rules_app, name="rules")
 def _mount_command_groups() -> None:
     from civicsoc.commands.admin import audit_app, tenant_app, token_app
     from civicsoc.commands.playbooks import playbooks_app
+    from civicsoc.commands.report import report_app
     from civicsoc.commands.rules import register
 
     app.add_typer(token_app, name="token")
     app.add_typer(tenant_app, name="tenant")
     app.add_typer(audit_app, name="audit")
     app.add_typer(playbooks_app, name="playbooks")
+    app.add_typer(report_app, name="report")
     register(rules_app)
 
 
@@ -108,6 +110,7 @@ def serve(
     from civicsoc import server
     from civicsoc.store import open_store
     from playbooks.loader import load_playbooks
+    from reports.redaction import load_key
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = settings()
@@ -140,7 +143,9 @@ def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: None)
     try:
-        uvicorn.run(create_app(store, ruleset=ruleset, playbooks=library), host=bind_host, port=bind_port,
+        app_ = create_app(store, ruleset=ruleset, playbooks=library)
+        app_.state.services.extra["redaction_key"] = load_key(config.data_dir)
+        uvicorn.run(app_, host=bind_host, port=bind_port,
                     log_level="info", log_config=_logs_on_stderr(uvicorn))
     finally:
         if builtin is not None:

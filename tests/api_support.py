@@ -79,6 +79,7 @@ def build_soc(store: Store, rules: RuleSet) -> Soc:
         tokens.create_tenant(store, tenant, f"Town {tenant[-1].upper()}", "test-setup")
         ingest(store, rules, tenant)
     soc = Soc(store, rules, TestClient(create_app(store, ruleset=rules, playbooks=load_playbooks())))
+    soc.client.app.state.services.extra["redaction_key"] = b"test-redaction-key-" + b"x" * 13
     for tenant in TENANTS:
         for role in Role:
             issued = tokens.create_token(store, tenant=tenant, role=role, name=f"{role.value}-{tenant}",

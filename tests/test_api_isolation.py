@@ -77,7 +77,7 @@ def _requests(soc: Soc, method: str, path: str) -> list[dict[str, Any]]:
     b_rule = _b_rule(soc)
     ids = {"incident_id": b_incidents[0], "alert_id": b_alerts[0], "token_id": b_token,
            "playbook_id": "ransomware", "step_id": "confirm-and-scope", "rule_id": b_rule,
-           "exception_id": _b_exception(soc, b_rule)}
+           "exception_id": _b_exception(soc, b_rule), "kind": "gdpr-art33"}
     url = path
     for name, value in ids.items():
         url = url.replace("{" + name + "}", value)
@@ -128,6 +128,13 @@ def _requests(soc: Soc, method: str, path: str) -> list[dict[str, Any]]:
                                                    "conditions": {"host.name": ["x"]},
                                                    "expires_at": "2099-01-01T00:00:00Z"}}],
         ("DELETE", "/api/v1/exceptions/{exception_id}"): [{}],
+        ("GET", "/api/v1/reports/register"): [{"params": {"tenant": "town-b"}}, {"params": {"format": "json"}},
+                                              {"params": {"format": "json", "redact": "true"}}],
+        ("GET", "/api/v1/reports/statistics"): [{"params": {"tenant": "town-b"}}, {"params": {"redact": "true"}}],
+        ("GET", "/api/v1/reports/pdf"): [{"params": {"tenant": "town-b", "redact": "true"}}],
+        ("GET", "/api/v1/reports/incidents/{incident_id}/notifications/{kind}"): [
+            {}, {"params": {"redact": "true", "format": "pdf"}}],
+        ("GET", "/api/v1/reports/incidents/{incident_id}/stix"): [{}, {"params": {"redact": "true", "tlp": "green"}}],
         ("GET", "/api/v1/playbooks"): [{}],
         ("GET", "/api/v1/playbooks/{playbook_id}"): [{}],
         ("POST", "/api/v1/incidents/{incident_id}/playbooks"): [{"json": {"playbook_id": "ransomware"}}],
