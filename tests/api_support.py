@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -87,6 +88,17 @@ def build_soc(store: Store, rules: RuleSet) -> Soc:
             soc.secrets[(tenant, role)] = issued.secret
     soc.admin = soc.secrets[("town-a", Role.admin)]
     return soc
+
+
+def soc_per_backend(request: Any, tmp_path_factory: Any) -> Iterator[Soc]:
+    """The body of a module-scoped fixture parametrized over ``sqlite`` and ``elasticsearch``."""
+    es_url = request.getfixturevalue("es_url") if request.param == "elasticsearch" else None
+    backend = open_backend(request.param, tmp_path_factory.mktemp("api"), es_url)
+    store = next(backend)
+    try:
+        yield build_soc(store, soc_rules())
+    finally:
+        backend.close()
 
 
 def open_backend(backend: str, folder: Path, es_url: str | None) -> Iterator[Store]:

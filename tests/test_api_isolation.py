@@ -21,7 +21,7 @@ from civicsoc.records import (
     Token,
 )
 from civicsoc.store import RecordQuery, Scope
-from tests.api_support import Soc, build_soc, open_backend, soc_rules
+from tests.api_support import Soc, soc_per_backend
 
 PUBLIC = {("GET", "/healthz"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/redoc"),
           ("GET", "/docs/oauth2-redirect")}
@@ -29,13 +29,7 @@ PUBLIC = {("GET", "/healthz"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET
 
 @pytest.fixture(scope="module", params=["sqlite", "elasticsearch"])
 def soc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Soc]:
-    es_url = request.getfixturevalue("es_url") if request.param == "elasticsearch" else None
-    backend = open_backend(request.param, tmp_path_factory.mktemp("api"), es_url)
-    store = next(backend)
-    try:
-        yield build_soc(store, soc_rules())
-    finally:
-        backend.close()
+    yield from soc_per_backend(request, tmp_path_factory)
 
 
 def operations(soc: Soc) -> list[tuple[str, str]]:

@@ -14,20 +14,14 @@ import pytest
 from civicsoc import audit, tokens
 from civicsoc.records import AuditRecord, Role
 from civicsoc.store import EventQuery, RecordQuery, Scope, Terms, TimeRange
-from tests.api_support import Soc, build_soc, open_backend, soc_rules
+from tests.api_support import Soc, soc_per_backend
 
 API = "/api/v1"
 
 
 @pytest.fixture(scope="module", params=["sqlite", "elasticsearch"])
 def soc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Soc]:
-    es_url = request.getfixturevalue("es_url") if request.param == "elasticsearch" else None
-    backend = open_backend(request.param, tmp_path_factory.mktemp("api"), es_url)
-    store = next(backend)
-    try:
-        yield build_soc(store, soc_rules())
-    finally:
-        backend.close()
+    yield from soc_per_backend(request, tmp_path_factory)
 
 
 def analyst(soc: Soc, tenant: str = "town-a") -> dict[str, str]:

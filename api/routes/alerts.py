@@ -11,6 +11,7 @@ from api.deps import Reader, ServicesDep, Triager, etag
 from api.params import filters, time_range
 from api.schemas import AlertOut, AlertStatusIn, FalsePositiveIn, Page, alert_out
 from civicsoc import triage
+from civicsoc.event import get_field
 from civicsoc.records import AlertStatus, Severity, utcnow
 from civicsoc.store import RecordQuery
 from civicsoc.triage import WorkflowError
@@ -76,7 +77,7 @@ def false_positive(alert_id: str, body: FalsePositiveIn, principal: Triager, ser
             raise WorkflowError("exception_fields: name the alert fields whose values the exception matches")
         conditions: dict[str, list[str]] = {}
         for name in body.exception_fields:
-            value = _field_value(alert.fields, name)
+            value = get_field(alert.fields, name)
             if value is None:
                 raise WorkflowError(f"exception_fields: the alert has no value for {name!r}")
             conditions[name] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
@@ -85,13 +86,3 @@ def false_positive(alert_id: str, body: FalsePositiveIn, principal: Triager, ser
                       expires_at=utcnow() + timedelta(days=body.exception_days), actor=principal.actor)
     return alert_out(triage.set_alert_status(store, scope, principal.actor, alert_id, AlertStatus.false_positive))
 
-
-def _field_value(fields: dict, dotted: str) -> object:
-    if dotted in fields:
-        return fields[dotted]
-    current: object = fields
-    for part in dotted.split("."):
-        if not isinstance(current, dict) or part not in current:
-            return None
-        current = current[part]
-    return current
