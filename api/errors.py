@@ -25,6 +25,11 @@ def _answer(status: int, message: str) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(OverflowError)
+    async def out_of_range(request: Request, exc: OverflowError) -> JSONResponse:
+        # Times or numbers at the edge of their range (year 1 with a positive offset...): the caller's input.
+        return _answer(422, f"a value is out of range ({exc})")
+
     @app.exception_handler(ValidationError)
     async def invalid_value(request: Request, exc: ValidationError) -> JSONResponse:
         # A value that passed the request schema but not a domain record's rules (e.g. a tenant name).

@@ -13,7 +13,10 @@ from civicsoc.store import TimeRange
 def as_utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+00:01 is a valid ISO time with no UTC equivalent
+        raise HTTPException(422, f"time {moment.isoformat()}: out of range") from None
 
 
 def time_range(start: datetime | None, end: datetime | None, *, required: bool = False) -> TimeRange | None:

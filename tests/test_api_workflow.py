@@ -369,3 +369,11 @@ def test_rule_health_says_which_rules_matched_and_when(soc: Soc) -> None:
         assert datetime.fromisoformat(by_id[rule_id]["last_matched"]) == datetime.fromisoformat(stamp)
     never = [item for rule_id, item in by_id.items() if rule_id not in latest and item["loaded"]]
     assert never and all(item["last_matched"] is None for item in never)
+
+
+def test_a_time_without_utc_equivalent_is_a_clear_422(soc: Soc) -> None:
+    """Found by schemathesis: year 1 with a positive offset is valid ISO 8601 but has no UTC time."""
+    edge = "0001-01-01T00:00:00+00:01"
+    for path in ("/incidents", "/alerts", "/events"):
+        response = soc.client.get(f"{API}{path}", params={"from": edge}, headers=analyst(soc))
+        assert response.status_code == 422 and "out of range" in response.json()["detail"], path
