@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
-from civicsoc.errors import CivicsocError
+from civicsoc.commands.options import parse_expiry
 from civicsoc.records import Role
 
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
@@ -17,23 +16,6 @@ audit_app = typer.Typer(help="Check the audit trail.", no_args_is_help=True)
 
 OPERATOR = "cli"
 """The audit actor of changes made from the server's shell (whoever can run this owns the store)."""
-DURATION = re.compile(r"^(\d+)([hdw])$")
-
-
-def parse_expiry(text: str | None, now: datetime | None = None) -> datetime | None:
-    """``30d``, ``12h``, ``2w`` from now, or an ISO 8601 time (UTC if it names no zone)."""
-    if not text:
-        return None
-    now = now or datetime.now(UTC)
-    if (relative := DURATION.match(text)) is not None:
-        amount, unit = int(relative.group(1)), relative.group(2)
-        return now + {"h": timedelta(hours=amount), "d": timedelta(days=amount), "w": timedelta(weeks=amount)}[unit]
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise CivicsocError(f"--expires {text!r}: expected a duration such as 30d, 12h, 2w "
-                            "or an ISO 8601 time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _store():  # -> Store (imported lazily to keep the CLI quick to start)
@@ -54,7 +36,7 @@ def token_create(
     """Create a token and print it once: it is stored only as a hash and cannot be shown again."""
     from civicsoc import tokens
 
-    expires_at = parse_expiry(expires)
+    expires_at = parse_expiry(expires, datetime.now(UTC)) if expires else None
     with _store() as store:
         for each in [tenant, *(also or [])]:
             tokens.ensure_tenant(store, each, OPERATOR)

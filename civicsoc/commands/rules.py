@@ -8,16 +8,16 @@ suppression cache's refresh interval. ``register(rules_app)`` adds them to the `
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Column, Table
 
+from civicsoc.commands.options import parse_expiry, parse_span
 from civicsoc.errors import CivicsocError
 
 if TYPE_CHECKING:
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 OPERATOR = "cli"
 """The audit actor of changes made from the server's shell (as in ``civicsoc.commands.admin``)."""
-SPAN = re.compile(r"^(\d+)([mhdw])$")
-SPAN_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
 TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="The tenant (agency) the change is for")]
 RulesOption = Annotated[
@@ -85,26 +83,6 @@ def _tenant(name: str) -> str:
     from civicsoc.cli import _tenant as check_tenant
 
     return check_tenant(name)
-
-
-def parse_span(text: str) -> timedelta:
-    """``30m``, ``12h``, ``1d``, ``2w`` → a duration."""
-    found = SPAN.match(text.strip())
-    if found is None or int(found.group(1)) == 0:
-        raise CivicsocError(f"duration {text!r}: expected a positive number and a unit, such as 30m, 12h, 1d or 2w")
-    return int(found.group(1)) * SPAN_UNITS[found.group(2)]
-
-
-def parse_expiry(text: str, now: datetime) -> datetime:
-    """``30d``/``12h``/``2w`` from ``now``, or an ISO 8601 time (UTC if it names no zone)."""
-    if SPAN.match(text.strip()):
-        return now + parse_span(text)
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise CivicsocError(f"--expires {text!r}: expected a duration such as 30d, 12h, 2w "
-                            "or an ISO 8601 time such as 2026-12-31T00:00Z") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _when(moment: datetime | None) -> str:
