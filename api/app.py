@@ -56,10 +56,10 @@ def create_app(store: Store, *, ruleset: Any = None, playbooks: Any = None) -> F
     return app
 
 
-def _describe_playbooks(services: Services, scope: Any,
-                        incident: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _describe_playbooks(services: Services, scope: Any, incident: Any,
+                        submissions: Any = ()) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     from civicsoc.records import utcnow
     from playbooks.service import incident_progress
 
-    runs, deadlines = incident_progress(services.store, services.playbooks, scope, incident, utcnow())
+    runs, deadlines = incident_progress(services.store, services.playbooks, scope, incident, utcnow(), submissions)
     return runs, [deadline.as_dict() for deadline in deadlines]

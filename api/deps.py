@@ -45,10 +45,13 @@ def caller(
     return principal
 
 
-def requires(permission: Permission) -> Callable[..., Principal]:
+def requires(*permissions: Permission) -> Callable[..., Principal]:
+    """A dependency admitting a caller that holds any one of ``permissions``."""
+
     def check(principal: Annotated[Principal, Depends(caller)]) -> Principal:
-        if not principal.can(permission):
-            raise HTTPException(403, f"the {principal.role.value} role may not {permission.value}")
+        if not any(principal.can(permission) for permission in permissions):
+            raise HTTPException(403, f"the {principal.role.value} role may not "
+                                     f"{' or '.join(p.value for p in permissions)}")
         return principal
 
     return check
@@ -59,6 +62,8 @@ Triager = Annotated[Principal, Depends(requires(Permission.triage))]
 Exporter = Annotated[Principal, Depends(requires(Permission.export))]
 Ingester = Annotated[Principal, Depends(requires(Permission.ingest))]
 Admin = Annotated[Principal, Depends(requires(Permission.admin))]
+Submitter = Annotated[Principal, Depends(requires(Permission.triage, Permission.export))]
+"""Records regulatory submissions: the analysts who triage and the compliance team who files reports."""
 ServicesDep = Annotated[Services, Depends(services)]
 
 

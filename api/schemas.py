@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from civicsoc.records import (
     Alert,
@@ -14,8 +14,10 @@ from civicsoc.records import (
     Comment,
     Incident,
     IncidentStatus,
+    NotificationRegime,
     Role,
     Severity,
+    Submission,
     Token,
 )
 from civicsoc.store import Versioned
@@ -105,6 +107,7 @@ class IncidentDetailOut(BaseModel):
     comments: list[Comment]
     playbooks: list[dict[str, Any]] = []
     deadlines: list[dict[str, Any]] = []
+    submissions: list[Submission] = []
 
 
 class FalsePositiveIn(Body):
@@ -163,6 +166,35 @@ class IssuedTokenOut(TokenOut):
 class TenantIn(Body):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     name: str = Field("", max_length=200)
+    notification_regime: NotificationRegime = NotificationRegime.eu
+
+
+class TenantChange(Body):
+    notification_regime: NotificationRegime = Field(
+        description="eu: NIS2 (24 h/72 h/1 month) and GDPR Art. 33 clocks; us-federal: CISA's 1 h instead of NIS2")
+
+
+MAX_SUBMISSION_BYTES = 10 * 1024 * 1024
+
+
+class SubmissionIn(Body):
+    """A report sent to an authority: give the exact file sent (base64; its SHA-256 is computed here) or,
+    when the file stays elsewhere, its SHA-256."""
+
+    clock: str = Field(description="The deadline it answers, e.g. nis2-early-warning, gdpr-breach-notification")
+    submitted_at: datetime | None = Field(None, description="When it was sent (default: now)")
+    content_base64: str | None = Field(None, max_length=(MAX_SUBMISSION_BYTES + 2) // 3 * 4)
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    filename: str = Field("", max_length=300)
+    recipient: str = Field("", max_length=300, description="The CSIRT, competent or supervisory authority")
+    reference: str = Field("", max_length=300, description="The authority's case or receipt number")
+    note: str = Field("", max_length=5000)
+
+    @model_validator(mode="after")
+    def _content_or_hash(self) -> SubmissionIn:
+        if self.content_base64 is None and self.sha256 is None:
+            raise ValueError("give content_base64 (the file sent) or sha256 (its hash)")
+        return self
 
 
 class RuleOut(BaseModel):

@@ -192,6 +192,19 @@ class Role(StrEnum):
     viewer = "viewer"
 
 
+class NotificationRegime(StrEnum):
+    """Which authority an agency reports significant incidents to, and so which clocks run.
+
+    ``eu``: NIS2 Art. 23 (24 h early warning, 72 h notification, final report a month later), with
+    GDPR Art. 33 for personal data breaches. ``us-federal``: a US federal agency notifies CISA within
+    one hour of confirming an incident (CISA Federal Incident Notification Guidelines); that clock
+    replaces the NIS2 ones.
+    """
+
+    eu = "eu"
+    us_federal = "us-federal"
+
+
 class Tenant(Record):
     """An agency. The id is the tenant slug, equal to ``tenant``."""
 
@@ -199,6 +212,7 @@ class Tenant(Record):
 
     name: str
     created_at: UtcDateTime = Field(default_factory=utcnow)
+    notification_regime: NotificationRegime = NotificationRegime.eu
 
 
 class Token(Record):
@@ -319,6 +333,29 @@ class PlaybookRun(Record):
         return f"{incident_id}.{playbook_id}"
 
 
+class Submission(Record):
+    """A regulatory report as it was sent: which clock it answers, when, by whom, to whom, and the
+    SHA-256 of the exact bytes sent, so the agency can later prove what it submitted.
+
+    ``clock`` is a ``playbooks.model.Clock`` value (kept as text here: records do not depend on playbooks).
+    """
+
+    collection: ClassVar[str] = "submissions"
+
+    incident_id: str
+    clock: str
+    submitted_at: UtcDateTime
+    author: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int | None = Field(None, ge=0, description="Bytes sent, when the content itself was given")
+    filename: str = Field("", max_length=300)
+    recipient: str = Field("", max_length=300)
+    reference: str = Field("", max_length=300, description="The authority's case or receipt number")
+    note: str = Field("", max_length=5000)
+    recorded_at: UtcDateTime = Field(default_factory=utcnow)
+
+
 RECORD_TYPES: tuple[type[Record], ...] = (
     Alert, Incident, AuditRecord, Tenant, Token, RuleSetting, RuleException, Comment, CollectorStatus, PlaybookRun,
+    Submission,
 )

@@ -13,11 +13,18 @@ The texts the clocks implement (wording checked against published copies of the 
 - **GDPR**, Regulation (EU) 2016/679, Art. 33(1) (https://eur-lex.europa.eu/eli/reg/2016/679/oj): the
   controller notifies the supervisory authority "without undue delay and, where feasible, not later
   than 72 hours after having become aware of it", with reasons for any delay beyond 72 hours.
+- **CISA**, Federal Incident Notification Guidelines (effective 2017-04-01,
+  https://www.cisa.gov/federal-incident-notification-guidelines): a US federal agency reports an
+  incident "within one hour of being identified by the agency's top-level Computer Security Incident
+  Response Team (CSIRT), Security Operations Center (SOC), or information technology department". A
+  tenant whose ``Tenant.notification_regime`` is ``us-federal`` gets this clock instead of NIS2's.
 
 How they are computed (the choices, stated once):
 
 - The clocks start at ``Incident.significant_at``, the moment an analyst confirmed the incident
-  significant (recorded in UTC). GDPR's "aware" can differ (a data breach may be established later):
+  significant (recorded in UTC). Under the ``us-federal`` regime that confirmation alone starts the
+  one-hour CISA clock (every confirmed incident is reportable); the ``nis2`` flag is then ignored.
+  GDPR's "aware" can differ (a data breach may be established later):
   ``RegulatoryFlags.gdpr_aware_at`` overrides it.
 - Hours are elapsed hours, computed in UTC: 24 h after 23:30 on the eve of a daylight-saving change is
   00:30 or 22:30 local time two days on, not "the same wall-clock time tomorrow". Convert to local
@@ -45,18 +52,20 @@ from enum import StrEnum
 from typing import Any
 
 from civicsoc.event import format_timestamp, parse_timestamp
-from civicsoc.records import Incident, PlaybookRun, StepStatus
+from civicsoc.records import Incident, NotificationRegime, PlaybookRun, StepStatus, Submission
 from playbooks.model import Basis, Clock, Playbook
 
 EARLY_WARNING = timedelta(hours=24)
 INCIDENT_NOTIFICATION = timedelta(hours=72)
 GDPR_NOTIFICATION = timedelta(hours=72)
+CISA_NOTIFICATION = timedelta(hours=1)
 
 REGULATIONS: dict[Clock, tuple[str, str]] = {
     Clock.nis2_early_warning: ("NIS2 early warning", "NIS2 Art. 23(4)(a)"),
     Clock.nis2_incident_notification: ("NIS2 incident notification", "NIS2 Art. 23(4)(b)"),
     Clock.nis2_final_report: ("NIS2 final report", "NIS2 Art. 23(4)(d)"),
     Clock.gdpr_breach_notification: ("GDPR notification to the supervisory authority", "GDPR Art. 33(1)"),
+    Clock.cisa_incident_notification: ("CISA incident notification", "CISA Federal Incident Notification Guidelines"),
 }
 
 
@@ -116,7 +125,9 @@ class RegulatoryFlags:
     gdpr_aware_at: datetime | None = None
     """When the agency became aware of the personal data breach, if not when the incident was confirmed significant."""
     submitted: Mapping[Clock, datetime] = field(default_factory=dict)
-    """When each report was submitted (see ``submissions_from_runs``)."""
+    """When each report was submitted (see ``submissions_from_runs`` and ``submissions_from_records``)."""
+    regime: NotificationRegime = NotificationRegime.eu
+    """The tenant's authority: ``us-federal`` replaces the NIS2 clocks by CISA's one hour."""
     calendar: tzinfo = UTC
     """The calendar a "one month" period is counted on (e.g. ``ZoneInfo("Europe/Brussels")``)."""
 
@@ -145,7 +156,7 @@ def _deadline(clock: Clock, due_at: datetime, basis: str, flags: RegulatoryFlags
 
 
 def regulatory_deadlines(incident: Incident, flags: RegulatoryFlags, now: datetime) -> list[Deadline]:
-    """The NIS2 and GDPR deadlines of ``incident`` that have started, earliest first.
+    """The NIS2 (or CISA) and GDPR deadlines of ``incident`` that have started, earliest first.
 
     None start before the incident is confirmed significant (``significant_at``), except GDPR's when
     ``flags.gdpr_aware_at`` is given.
@@ -153,7 +164,10 @@ def regulatory_deadlines(incident: Incident, flags: RegulatoryFlags, now: dateti
     now = _utc(now, "now")
     deadlines: list[Deadline] = []
     aware = incident.significant_at
-    if flags.nis2 and aware is not None:
+    if flags.regime == NotificationRegime.us_federal and aware is not None:
+        deadlines.append(_deadline(Clock.cisa_incident_notification, aware + CISA_NOTIFICATION,
+                                   f"1 h after the incident was confirmed at {format_timestamp(aware)}", flags, now))
+    elif flags.nis2 and aware is not None:
         stamp = format_timestamp(aware)
         early = _deadline(Clock.nis2_early_warning, aware + EARLY_WARNING,
                           f"24 h after the incident was confirmed significant at {stamp}", flags, now)
@@ -238,3 +252,27 @@ def submissions_from_runs(runs: Iterable[PlaybookRun], playbooks: Iterable[Playb
             if done_at is not None and (step.clock not in submitted or done_at < submitted[step.clock]):
                 submitted[step.clock] = done_at
     return submitted
+
+
+def submissions_from_records(submissions: Iterable[Submission]) -> dict[Clock, datetime]:
+    """When each regulatory report was submitted, from the recorded submissions (the earliest per clock;
+    a record of a clock this version does not know is ignored rather than failing a whole page)."""
+    submitted: dict[Clock, datetime] = {}
+    for submission in submissions:
+        try:
+            clock = Clock(submission.clock)
+        except ValueError:
+            continue
+        if clock not in submitted or submission.submitted_at < submitted[clock]:
+            submitted[clock] = submission.submitted_at
+    return submitted
+
+
+def earliest(*submitted: Mapping[Clock, datetime]) -> dict[Clock, datetime]:
+    """Merge submission maps (playbook steps, recorded submissions), keeping the earliest time per clock."""
+    merged: dict[Clock, datetime] = {}
+    for each in submitted:
+        for clock, moment in each.items():
+            if clock not in merged or moment < merged[clock]:
+                merged[clock] = moment
+    return merged

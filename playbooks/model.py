@@ -63,6 +63,7 @@ class Clock(StrEnum):
     nis2_incident_notification = "nis2-incident-notification"
     nis2_final_report = "nis2-final-report"
     gdpr_breach_notification = "gdpr-breach-notification"
+    cisa_incident_notification = "cisa-incident-notification"
 
 
 class PlaybookError(CivicsocError):

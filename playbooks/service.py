@@ -27,13 +27,16 @@ from typing import Any
 from civicsoc import audit
 from civicsoc.errors import AlreadyExists, NotFound, VersionConflict
 from civicsoc.event import format_timestamp
-from civicsoc.records import Incident, PlaybookRun, StepStatus, utcnow
+from civicsoc.records import Incident, PlaybookRun, StepStatus, Submission, utcnow
 from civicsoc.store import RecordCollection, RecordQuery, Scope, Store, Versioned
+from civicsoc.tenancy import notification_regime
 from playbooks.clocks import (
     Deadline,
     RegulatoryFlags,
+    earliest,
     regulatory_deadlines,
     step_deadlines,
+    submissions_from_records,
     submissions_from_runs,
 )
 from playbooks.loader import PlaybookLibrary
@@ -190,10 +193,22 @@ def runs_for_incident(store: Store, scope: Scope, incident_id: str) -> list[Vers
     return list(_runs(store).list(scope, query).items)
 
 
+def regulatory_flags(store: Store, incident: Incident, runs: Iterable[PlaybookRun], playbooks: Iterable[Playbook],
+                     submissions: Iterable[Submission]) -> RegulatoryFlags:
+    """The incident's flags, its tenant's regime, and when each report went out: the earlier of a
+    notification step marked done and a recorded submission."""
+    return RegulatoryFlags(nis2=incident.nis2, gdpr=incident.gdpr, gdpr_aware_at=incident.gdpr_aware_at,
+                           submitted=earliest(submissions_from_runs(runs, playbooks),
+                                              submissions_from_records(submissions)),
+                           regime=notification_regime(store, incident.tenant))
+
+
 def incident_progress(store: Store, library: PlaybookLibrary, scope: Scope, incident: Incident,
-                      now: datetime) -> tuple[list[dict[str, Any]], list[Deadline]]:
+                      now: datetime, submissions: Iterable[Submission] = ()) -> tuple[list[dict[str, Any]],
+                                                                                     list[Deadline]]:
     """An incident's playbook runs (with each step's instructions, progress and due time) and every
-    deadline that applies to it, regulatory ones first: what the incident page shows."""
+    deadline that applies to it, regulatory ones first: what the incident page shows. ``submissions``:
+    its recorded regulatory submissions (``playbooks.submissions.list_submissions``)."""
     runs = runs_for_incident(store, scope, incident.id)
     followed = []
     for current in runs:
@@ -201,9 +216,8 @@ def incident_progress(store: Store, library: PlaybookLibrary, scope: Scope, inci
             followed.append((current, library.get(current.record.playbook_id, current.record.playbook_version)))
         except NotFound:  # the version it started with left the library: show progress without instructions
             followed.append((current, None))
-    flags = RegulatoryFlags(nis2=incident.nis2, gdpr=incident.gdpr, gdpr_aware_at=incident.gdpr_aware_at,
-                            submitted=submissions_from_runs([r.record for r in runs],
-                                                            [p for _, p in followed if p is not None]))
+    flags = regulatory_flags(store, incident, [r.record for r in runs], [p for _, p in followed if p is not None],
+                             submissions)
     regulatory = regulatory_deadlines(incident, flags, now)
     deadlines: list[Deadline] = list(regulatory)
     described = []

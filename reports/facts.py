@@ -12,12 +12,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from civicsoc.event import Event, parse_timestamp
-from civicsoc.records import Alert, Comment, Incident, PlaybookRun, StepStatus
-from playbooks.clocks import Deadline, DeadlineStatus, RegulatoryFlags, regulatory_deadlines, submissions_from_runs
+from civicsoc.records import Alert, Comment, Incident, NotificationRegime, PlaybookRun, StepStatus, Submission
+from playbooks.clocks import (
+    Deadline,
+    DeadlineStatus,
+    RegulatoryFlags,
+    earliest,
+    regulatory_deadlines,
+    submissions_from_records,
+    submissions_from_runs,
+)
 from playbooks.model import Clock, Phase, Playbook
 
 CLOCKS: tuple[Clock, ...] = (Clock.nis2_early_warning, Clock.nis2_incident_notification, Clock.nis2_final_report,
-                             Clock.gdpr_breach_notification)
+                             Clock.gdpr_breach_notification, Clock.cisa_incident_notification)
 """The regulatory clocks, in the order the register's columns show them."""
 MITIGATION_PHASES = frozenset({Phase.containment, Phase.eradication, Phase.recovery})
 
@@ -100,10 +108,13 @@ def step_records(runs: Iterable[PlaybookRun], playbooks: Sequence[Playbook]) -> 
 
 
 def incident_facts(incident: Incident, runs: Sequence[PlaybookRun], playbooks: Sequence[Playbook],
-                   now: datetime) -> IncidentFacts:
-    """Steps and deadlines of one incident; ``playbooks`` is the library (every version), ``runs`` its runs."""
+                   now: datetime, *, submissions: Sequence[Submission] = (),
+                   regime: NotificationRegime = NotificationRegime.eu) -> IncidentFacts:
+    """Steps and deadlines of one incident; ``playbooks`` is the library (every version), ``runs`` its runs,
+    ``submissions`` its recorded regulatory submissions, ``regime`` its tenant's."""
     flags = RegulatoryFlags(nis2=incident.nis2, gdpr=incident.gdpr, gdpr_aware_at=incident.gdpr_aware_at,
-                            submitted=submissions_from_runs(runs, playbooks))
+                            submitted=earliest(submissions_from_runs(runs, playbooks),
+                                               submissions_from_records(submissions)), regime=regime)
     attached = tuple(sorted({run.playbook_id for run in runs if not run.detached}))
     return IncidentFacts(incident, tuple(step_records(runs, playbooks)),
                          tuple(regulatory_deadlines(incident, flags, now)), attached)

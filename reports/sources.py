@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from civicsoc import triage
 from civicsoc.errors import NotFound
-from civicsoc.records import Incident, PlaybookRun, Tenant
+from civicsoc.records import Incident, NotificationRegime, PlaybookRun, Record, Submission, Tenant
 from civicsoc.store import RecordQuery, Scope, Store, TimeRange
 from civicsoc.store.base import MAX_PAGE
 from civicsoc.tokens import list_tenants
@@ -25,6 +25,7 @@ from reports.facts import IncidentCase, IncidentFacts, incident_facts
 TimeField = Literal["created_at", "first_seen"]
 """Which time puts an incident in a period: its detection (``created_at``) or its first event."""
 BATCH = 500
+R = TypeVar("R", bound=Record)
 
 
 def resolve_tenants(store: Store, scope: Scope, requested: Sequence[str] | None) -> tuple[str, ...]:
@@ -39,14 +40,24 @@ def resolve_tenants(store: Store, scope: Scope, requested: Sequence[str] | None)
     return tuple(sorted(set(requested)))
 
 
-def tenant_names(store: Store, scope: Scope, tenants: Sequence[str]) -> dict[str, str]:
-    names = {}
+def _tenants(store: Store, scope: Scope, tenants: Sequence[str]) -> dict[str, Tenant | None]:
+    found: dict[str, Tenant | None] = {}
     for tenant in tenants:
         try:
-            names[tenant] = store.records(Tenant).get(scope, tenant).record.name
+            found[tenant] = store.records(Tenant).get(scope, tenant).record
         except NotFound:
-            names[tenant] = tenant
-    return names
+            found[tenant] = None
+    return found
+
+
+def tenant_names(store: Store, scope: Scope, tenants: Sequence[str]) -> dict[str, str]:
+    return {tenant: record.name if record else tenant for tenant, record in _tenants(store, scope, tenants).items()}
+
+
+def tenant_regimes(store: Store, scope: Scope, tenants: Sequence[str]) -> dict[str, NotificationRegime]:
+    """Each tenant's notification regime (``eu`` for a tenant without a record)."""
+    return {tenant: record.notification_regime if record else NotificationRegime.eu
+            for tenant, record in _tenants(store, scope, tenants).items()}
 
 
 def load_incidents(store: Store, scope: Scope, tenants: Sequence[str], period: TimeRange,
@@ -68,8 +79,17 @@ def load_incidents(store: Store, scope: Scope, tenants: Sequence[str], period: T
 
 def load_runs(store: Store, scope: Scope, incident_ids: Sequence[str]) -> dict[str, list[PlaybookRun]]:
     """Playbook runs of many incidents, ``BATCH`` incidents a query."""
-    runs: dict[str, list[PlaybookRun]] = defaultdict(list)
-    collection = store.records(PlaybookRun)
+    return _by_incident(store, PlaybookRun, scope, incident_ids)
+
+
+def load_submissions(store: Store, scope: Scope, incident_ids: Sequence[str]) -> dict[str, list[Submission]]:
+    """Recorded regulatory submissions of many incidents, ``BATCH`` incidents a query."""
+    return _by_incident(store, Submission, scope, incident_ids)
+
+
+def _by_incident(store: Store, record_type: type[R], scope: Scope, incident_ids: Sequence[str]) -> dict[str, list[R]]:
+    runs: dict[str, list[R]] = defaultdict(list)
+    collection = store.records(record_type)
     for start in range(0, len(incident_ids), BATCH):
         cursor: str | None = None
         while True:
@@ -77,7 +97,7 @@ def load_runs(store: Store, scope: Scope, incident_ids: Sequence[str]) -> dict[s
                                       descending=False, limit=MAX_PAGE, cursor=cursor)
             page = collection.list(scope, query)
             for item in page.items:
-                runs[item.record.incident_id].append(item.record)
+                runs[item.record.incident_id].append(item.record)  # type: ignore[attr-defined]
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
@@ -91,9 +111,13 @@ def _playbooks(library: PlaybookLibrary | None) -> tuple[Playbook, ...]:
 def register_facts(store: Store, library: PlaybookLibrary | None, scope: Scope, tenants: Sequence[str],
                    period: TimeRange, now: datetime, time_field: TimeField = "created_at") -> list[IncidentFacts]:
     incidents = load_incidents(store, scope, tenants, period, time_field)
-    runs = load_runs(store, scope, [incident.id for incident in incidents])
+    ids = [incident.id for incident in incidents]
+    runs, submissions = load_runs(store, scope, ids), load_submissions(store, scope, ids)
+    regimes = tenant_regimes(store, scope, sorted({incident.tenant for incident in incidents}))
     playbooks = _playbooks(library)
-    return [incident_facts(incident, runs.get(incident.id, []), playbooks, now) for incident in incidents]
+    return [incident_facts(incident, runs.get(incident.id, []), playbooks, now,
+                           submissions=submissions.get(incident.id, []), regime=regimes[incident.tenant])
+            for incident in incidents]
 
 
 def incident_case(store: Store, library: PlaybookLibrary | None, scope: Scope, incident_id: str,
@@ -103,7 +127,9 @@ def incident_case(store: Store, library: PlaybookLibrary | None, scope: Scope, i
     incident = store.incidents.get(scope, incident_id).record
     alerts = triage.incident_alerts(store, scope, incident)
     runs = load_runs(store, scope, [incident.id]).get(incident.id, [])
-    facts = incident_facts(incident, runs, _playbooks(library), now)
+    submissions = load_submissions(store, scope, [incident.id]).get(incident.id, [])
+    facts = incident_facts(incident, runs, _playbooks(library), now, submissions=submissions,
+                           regime=tenant_regimes(store, scope, [incident.tenant])[incident.tenant])
     return IncidentCase(facts=facts, tenant_name=tenant_names(store, scope, [incident.tenant])[incident.tenant],
                         alerts=tuple(alerts), comments=tuple(triage.comments(store, scope, incident.id)),
                         events=tuple(triage.timeline(store, scope, alerts)))

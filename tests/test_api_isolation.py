@@ -71,7 +71,7 @@ def _requests(soc: Soc, method: str, path: str) -> list[dict[str, Any]]:
     b_rule = _b_rule(soc)
     ids = {"incident_id": b_incidents[0], "alert_id": b_alerts[0], "token_id": b_token,
            "playbook_id": "ransomware", "step_id": "confirm-and-scope", "rule_id": b_rule,
-           "exception_id": _b_exception(soc, b_rule), "kind": "gdpr-art33"}
+           "exception_id": _b_exception(soc, b_rule), "kind": "gdpr-art33", "tenant_id": "town-b"}
     url = path
     for name, value in ids.items():
         url = url.replace("{" + name + "}", value)
@@ -84,6 +84,9 @@ def _requests(soc: Soc, method: str, path: str) -> list[dict[str, Any]]:
         ("POST", "/api/v1/incidents/bulk"): [{"json": {"ids": b_incidents[:3], "status": "acknowledged",
                                                        "assignee": "mallory"}}],
         ("GET", "/api/v1/incidents/{incident_id}/comments"): [{}],
+        ("GET", "/api/v1/incidents/{incident_id}/submissions"): [{}],
+        ("POST", "/api/v1/incidents/{incident_id}/submissions"): [
+            {"json": {"clock": "gdpr-breach-notification", "sha256": "0" * 64, "recipient": "x"}}],
         ("POST", "/api/v1/incidents/{incident_id}/comments"): [{"json": {"text": "seen"}}],
         ("POST", "/api/v1/incidents/{incident_id}/merge"): [
             {"json": {"source_id": b_incidents[1]}, "headers": {"If-Match": '"1"'}},
@@ -104,6 +107,7 @@ def _requests(soc: Soc, method: str, path: str) -> list[dict[str, Any]]:
                                                     "json": {"name": "c1", "version": "1"}}],
         ("GET", "/api/v1/tenants"): [{}],
         ("POST", "/api/v1/tenants"): [{"json": {"id": "town-c"}}],
+        ("PATCH", "/api/v1/tenants/{tenant_id}"): [{"json": {"notification_regime": "us-federal"}}],
         ("GET", "/api/v1/tokens"): [{}],
         ("POST", "/api/v1/tokens"): [{"json": {"tenant": "town-b", "role": "viewer", "name": "x"}}],
         ("DELETE", "/api/v1/tokens/{token_id}"): [{}],
@@ -131,6 +135,7 @@ def _requests(soc: Soc, method: str, path: str) -> list[dict[str, Any]]:
         ("GET", "/api/v1/reports/incidents/{incident_id}/stix"): [{}, {"params": {"redact": "true", "tlp": "green"}}],
         ("GET", "/api/v1/playbooks"): [{}],
         ("GET", "/api/v1/playbooks/{playbook_id}"): [{}],
+        ("GET", "/api/v1/playbooks/{playbook_id}/cacao"): [{}],
         ("POST", "/api/v1/incidents/{incident_id}/playbooks"): [{"json": {"playbook_id": "ransomware"}}],
         ("DELETE", "/api/v1/incidents/{incident_id}/playbooks/{playbook_id}"): [{}],
         ("PUT", "/api/v1/incidents/{incident_id}/playbooks/{playbook_id}/steps/{step_id}"): [
@@ -168,7 +173,7 @@ def _tokens(soc: Soc, tenant: str) -> list[Token]:
     return [item.record for item in page.items]
 
 
-ONE_RECORD = re.compile(r"\{(incident_id|alert_id|token_id|exception_id)\}|/rules/\{rule_id\}/")
+ONE_RECORD = re.compile(r"\{(incident_id|alert_id|token_id|exception_id|tenant_id)\}|/rules/\{rule_id\}/")
 """Path parameters naming a tenant's record (a playbook id names shared library content)."""
 
 

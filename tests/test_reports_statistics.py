@@ -142,7 +142,8 @@ def test_regulatory_deadlines_are_tallied_and_the_unsubmitted_listed() -> None:
     frame = register_frame([facts])
     tallies = {t.report: (t.met, t.missed, t.open) for t in deadline_tallies(frame)}
     assert tallies == {"nis2-early-warning": (1, 0, 0), "nis2-incident-notification": (0, 0, 1),
-                       "nis2-final-report": (0, 0, 1), "gdpr-breach-notification": (0, 0, 1)}
+                       "nis2-final-report": (0, 0, 1), "gdpr-breach-notification": (0, 0, 1),
+                       "cisa-incident-notification": (0, 0, 0)}  # an EU tenant: CISA's clock never starts
     row = frame.iloc[0]
     assert row["nis2_early_warning_due"].to_pydatetime() == at(11, 6)
     assert row["gdpr_notification_due"].to_pydatetime() == at(13, 6)

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import Admin, Reader, ServicesDep
-from api.schemas import IssuedTokenOut, Page, TenantIn, TokenIn, TokenOut
-from civicsoc import audit, tokens
+from api.schemas import IssuedTokenOut, Page, TenantChange, TenantIn, TokenIn, TokenOut
+from civicsoc import audit, tenancy, tokens
 from civicsoc.records import AuditRecord, Tenant
 from civicsoc.store import RecordQuery
 
@@ -22,7 +22,18 @@ def list_tenants(principal: Reader, services: ServicesDep) -> list[Tenant]:
 
 @router.post("/tenants", response_model=Tenant, status_code=201)
 def create_tenant(body: TenantIn, principal: Admin, services: ServicesDep) -> Tenant:
-    return tokens.create_tenant(services.store, body.id, body.name, principal.actor)
+    created = tokens.create_tenant(services.store, body.id, body.name, principal.actor)
+    if body.notification_regime != created.notification_regime:
+        created = tenancy.set_notification_regime(services.store, principal.scope, created.id,
+                                                  body.notification_regime, principal.actor)
+    return created
+
+
+@router.patch("/tenants/{tenant_id}", response_model=Tenant)
+def change_tenant(tenant_id: str, body: TenantChange, principal: Admin, services: ServicesDep) -> Tenant:
+    """Switch the tenant's notification regime (which regulatory clocks its incidents get)."""
+    return tenancy.set_notification_regime(services.store, principal.scope, tenant_id, body.notification_regime,
+                                           principal.actor)
 
 
 @router.get("/tokens", response_model=list[TokenOut])

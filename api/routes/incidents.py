@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 
-from api.deps import IfMatch, Reader, ServicesDep, Triager, etag
+from api.deps import IfMatch, Reader, ServicesDep, Submitter, Triager, etag
 from api.params import as_utc, filters, time_range
 from api.schemas import (
     BulkIn,
@@ -21,13 +22,15 @@ from api.schemas import (
     Page,
     SplitIn,
     SplitOut,
+    SubmissionIn,
     incident_out,
 )
 from civicsoc import triage
 from civicsoc.errors import CivicsocError, VersionConflict
-from civicsoc.records import Comment, IncidentStatus, Severity
+from civicsoc.records import Comment, IncidentStatus, Severity, Submission
 from civicsoc.store import RecordQuery
 from civicsoc.tokens import Principal
+from playbooks.submissions import list_submissions, record_submission
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 IncidentSort = Literal["created_at", "updated_at", "first_seen", "last_seen", "status", "title"]
@@ -68,13 +71,14 @@ def list_incidents(
 def get_incident(incident_id: str, principal: Reader, services: ServicesDep, response: Response) -> IncidentDetailOut:
     detail = triage.incident_detail(services.store, principal.scope, incident_id)
     response.headers["ETag"] = etag(detail.incident.version)
+    submissions = list_submissions(services.store, principal.scope, incident_id)
     playbooks, deadlines = [], []
     if (describe := services.extra.get("describe_playbooks")) is not None:
-        playbooks, deadlines = describe(services, principal.scope, detail.incident.record)
+        playbooks, deadlines = describe(services, principal.scope, detail.incident.record, submissions)
     return IncidentDetailOut(
         incident=incident_out(detail.incident), alerts=detail.alerts,
         timeline=[EventOut(id=e.id, tenant=e.tenant, timestamp=e.timestamp, fields=e.fields) for e in detail.timeline],
-        comments=detail.comments, playbooks=playbooks, deadlines=deadlines,
+        comments=detail.comments, playbooks=playbooks, deadlines=deadlines, submissions=submissions,
     )
 
 
@@ -157,3 +161,26 @@ def split_out(incident_id: str, body: SplitIn, principal: Triager, services: Ser
                                       body.alert_ids, version)
     response.headers["ETag"] = etag(remaining.version)
     return SplitOut(remaining=incident_out(remaining), created=incident_out(created))
+
+
+@router.get("/{incident_id}/submissions", response_model=list[Submission])
+def get_submissions(incident_id: str, principal: Reader, services: ServicesDep) -> list[Submission]:
+    """The regulatory reports recorded as sent for this incident, oldest first."""
+    services.store.incidents.get(principal.scope, incident_id)
+    return list_submissions(services.store, principal.scope, incident_id)
+
+
+@router.post("/{incident_id}/submissions", response_model=Submission, status_code=201)
+def add_submission(incident_id: str, body: SubmissionIn, principal: Submitter, services: ServicesDep) -> Submission:
+    """Record that a report (early warning, notification, final report, GDPR Art. 33, CISA) was sent: when,
+    by whom, to whom, and the SHA-256 of what was sent. The first one per clock meets that deadline."""
+    content = None
+    if body.content_base64 is not None:
+        try:
+            content = base64.b64decode(body.content_base64, validate=True)
+        except ValueError as exc:  # binascii.Error, or a character outside ASCII
+            raise HTTPException(422, f"content_base64: not valid base64 ({exc})") from None
+    return record_submission(services.store, principal.scope, incident_id, body.clock, actor=principal.actor,
+                             content=content, sha256=body.sha256, submitted_at=as_utc(body.submitted_at),
+                             filename=body.filename, recipient=body.recipient, reference=body.reference,
+                             note=body.note)

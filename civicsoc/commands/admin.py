@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 
 from civicsoc.commands.options import parse_expiry
-from civicsoc.records import Role
+from civicsoc.records import NotificationRegime, Role
 
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
-tenant_app = typer.Typer(help="Create and list tenants (agencies).", no_args_is_help=True)
+tenant_app = typer.Typer(help="Create, list and configure tenants (agencies).", no_args_is_help=True)
 audit_app = typer.Typer(help="Check the audit trail.", no_args_is_help=True)
 
+REGIME_HELP = "eu: NIS2 24 h/72 h/1 month + GDPR Art. 33 72 h; us-federal: CISA's 1 h notification instead of NIS2"
 OPERATOR = "cli"
 """The audit actor of changes made from the server's shell (whoever can run this owns the store)."""
 
@@ -75,12 +76,34 @@ def token_list() -> None:
 
 @tenant_app.command("create")
 def tenant_create(tenant: Annotated[str, typer.Argument(help="Tenant id: lowercase letters, digits, '-'")],
-                  name: Annotated[str, typer.Option(help="The agency's name")] = "") -> None:
-    from civicsoc import tokens
+                  name: Annotated[str, typer.Option(help="The agency's name")] = "",
+                  notification_regime: Annotated[NotificationRegime, typer.Option(
+                      help=REGIME_HELP)] = NotificationRegime.eu) -> None:
+    from civicsoc import tenancy, tokens
+    from civicsoc.store import Scope
 
     with _store() as store:
         created = tokens.create_tenant(store, tenant, name, OPERATOR)
-    typer.echo(f"tenant {created.id} ({created.name}) created")
+        if notification_regime != created.notification_regime:
+            created = tenancy.set_notification_regime(store, Scope.all(), tenant, notification_regime, OPERATOR)
+    typer.echo(f"tenant {created.id} ({created.name}) created, notification regime {created.notification_regime}")
+
+
+@tenant_app.command("set")
+def tenant_set(tenant: Annotated[str, typer.Argument(help="Tenant id")],
+               notification_regime: Annotated[NotificationRegime, typer.Option(help=REGIME_HELP)]) -> None:
+    """Change a tenant's settings (audited)."""
+    from civicsoc import tenancy
+    from civicsoc.errors import NotFound
+    from civicsoc.store import Scope
+
+    with _store() as store:
+        try:
+            changed = tenancy.set_notification_regime(store, Scope.all(), tenant, notification_regime, OPERATOR)
+        except NotFound:
+            typer.echo(f"error: tenant {tenant!r} does not exist (civicsoc tenant list)", err=True)
+            raise typer.Exit(2) from None
+    typer.echo(f"tenant {changed.id}: notification regime {changed.notification_regime}")
 
 
 @tenant_app.command("list")
@@ -90,7 +113,7 @@ def tenant_list() -> None:
 
     with _store() as store:
         for tenant in tokens.list_tenants(store, Scope.all()):
-            typer.echo(f"{tenant.id}  {tenant.name}")
+            typer.echo(f"{tenant.id}  {tenant.notification_regime.value:<10} {tenant.name}")
 
 
 @audit_app.command("verify")

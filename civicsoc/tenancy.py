@@ -1,0 +1,51 @@
+"""Per-tenant settings an admin changes after creating the tenant (see ``civicsoc.tokens`` for creation).
+
+Kept apart from tokens: these settings change how an agency's incidents are handled, not who may call.
+"""
+
+from __future__ import annotations
+
+from civicsoc import audit
+from civicsoc.errors import NotFound, VersionConflict
+from civicsoc.records import NotificationRegime, Tenant
+from civicsoc.store import Scope, Store
+
+RETRIES = 8
+
+
+def notification_regime(store: Store, tenant: str) -> NotificationRegime:
+    """The tenant's regime; ``eu`` for a tenant without a record (one created implicitly by ingest)."""
+    try:
+        return store.records(Tenant).get(Scope.of(tenant), tenant).record.notification_regime
+    except NotFound:
+        return NotificationRegime.eu
+
+
+def set_notification_regime(store: Store, scope: Scope, tenant: str, regime: NotificationRegime | str,
+                            actor: str) -> Tenant:
+    """Switch the authority a tenant reports to (which regulatory clocks run), audited with before/after.
+
+    Deadlines are computed when read, so open incidents follow the new regime at once; submissions
+    already recorded stay as they were.
+    """
+    try:
+        wanted = NotificationRegime(regime)
+    except ValueError:
+        raise ValueError(f"notification_regime {regime!r}: expected one of "
+                         f"{', '.join(r.value for r in NotificationRegime)}") from None
+    tenants = store.records(Tenant)
+    for _ in range(RETRIES):
+        current = tenants.get(scope, tenant)
+        before = current.record.notification_regime
+        if before == wanted:
+            return current.record
+        changed = current.record.model_copy(update={"notification_regime": wanted})
+        try:
+            tenants.update(scope, changed, current.version)
+        except VersionConflict:
+            continue
+        audit.append(store, tenant=tenant, actor=actor, action="tenant.notification_regime",
+                     target=f"tenants/{tenant}", before={"notification_regime": before.value},
+                     after={"notification_regime": wanted.value})
+        return changed
+    raise VersionConflict(Tenant.collection, tenant, "(kept changing while setting the notification regime)")
