@@ -9,6 +9,7 @@ through the page are checked through the API. Full-page screenshots of the main 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
@@ -385,6 +386,36 @@ def test_ticking_a_playbook_step(server: UiServer, page: Page) -> None:
     assert after["version"] != run["version"]
     untouched = [s["status"] for s in after["steps"] if s["id"] != step["id"]]
     assert untouched == [s["status"] for s in run["steps"] if s["id"] != step["id"]]
+
+
+def test_recording_a_sent_report_stops_its_clock(server: UiServer, page: Page, tmp_path: Path) -> None:
+    target = server.incidents("town-a")[3]
+    with server.api() as api:
+        confirmed = api.patch(f"/api/v1/incidents/{target.id}", json={"significant": True, "nis2": True},
+                              headers={"If-Match": f'"{version_of(api, target.id)}"'})
+        assert confirmed.status_code == 200, confirmed.text
+    sent = tmp_path / "early-warning.txt"
+    sent.write_bytes("NIS2 early warning — incident at the town hall\n".encode())
+    sign_in(page, server, role=Role.compliance)
+    page.goto(f"{server.url}/ui/incidents/{target.id}")
+    expect(page.locator("#submissions")).to_contain_text("No report has been recorded as sent.")
+    page.get_by_text("Record a report sent to an authority…").click()
+    page.get_by_label("Report", exact=True).select_option(label="NIS2 early warning")
+    page.get_by_label("File sent").set_input_files(str(sent))
+    page.get_by_label("Sent to").fill("CSIRT")
+    page.get_by_label("Authority's reference").fill("CSIRT-2026-7")
+    page.get_by_role("button", name="Record report").click()
+    digest = hashlib.sha256(sent.read_bytes()).hexdigest()
+    expect(page.locator("#status")).to_have_text(f"Report recorded as sent (SHA-256 {digest[:16]}…).")
+    row = page.locator("#submissions-table tbody tr")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("CSIRT-2026-7")
+    assert row.locator("code").get_attribute("title") == digest
+    early = page.locator("#deadlines tr", has_text="NIS2 early warning")
+    expect(early.locator(".badge-deadline")).to_have_text("met")
+    with server.api() as api:
+        [recorded] = api.get(f"/api/v1/incidents/{target.id}/submissions").json()
+    assert (recorded["sha256"], recorded["filename"], recorded["size"]) == (digest, sent.name, sent.stat().st_size)
 
 
 def test_another_agencys_incident_is_absent(server: UiServer, page: Page) -> None:

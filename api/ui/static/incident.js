@@ -52,6 +52,7 @@ function render() {
   renderSummary(incident);
   renderForms(incident);
   renderDeadlines(current.deadlines || []);
+  renderSubmissions(current.submissions || [], current.deadlines || []);
   renderPlaybooks(current.playbooks || []);
   renderAlerts(current.alerts);
   renderEntities(incident);
@@ -120,6 +121,35 @@ function renderDeadlines(deadlines) {
       d.done_at ? `done ${formatTime(d.done_at)}` : countdown(d.due_at),
       badge("deadline", d.status),
     ])));
+}
+
+function renderSubmissions(submissions, deadlines) {
+  const names = Object.fromEntries(deadlines.map((d) => [d.key, d.name]));
+  const target = clear($("#submissions"));
+  if (!submissions.length) {
+    target.append(h("p", { class: "muted", text: "No report has been recorded as sent." }));
+  } else {
+    target.append(table("Reports recorded as sent", ["Report", "Sent", "By", "To", "Reference", "SHA-256"],
+      submissions.map((s) => [names[s.clock] || humanize(s.clock), timeElement(s.submitted_at), s.author,
+        s.recipient || "—", s.reference || "—", h("code", { class: "small", title: s.sha256,
+          text: `${s.sha256.slice(0, 16)}…` })]), { id: "submissions-table" }));
+  }
+  const regulatory = deadlines.filter((d) => d.regulation);
+  const select = $("#submission-clock");
+  const keep = select.value;
+  clear(select).append(...regulatory.map((d) => h("option", { value: d.key, text: d.name })));
+  if ([...select.options].some((o) => o.value === keep)) select.value = keep;
+  $("#submission-details").hidden = !regulatory.length;
+}
+
+/** The file as base64, for the JSON body (the server hashes the decoded bytes). */
+function readBase64(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",", 2)[1] || "");
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
 }
 
 function stepRow(run, step) {
@@ -344,6 +374,24 @@ $("#attach-form").addEventListener("submit", async (event) => {
   if (attached) {
     await load();
     announce("Playbook attached.");
+  }
+});
+$("#submission-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("#submission-file").files[0];
+  if (!file) return;
+  const sentAt = $("#submission-sent-at").value;
+  const body = {
+    clock: $("#submission-clock").value, content_base64: await readBase64(file), filename: file.name,
+    recipient: $("#submission-recipient").value.trim(), reference: $("#submission-reference").value.trim(),
+  };
+  if (sentAt) body.submitted_at = new Date(sentAt).toISOString();
+  const recorded = await guarded(() => api(`${base}/submissions`, { method: "POST", body }),
+    "Recording the report failed");
+  if (recorded) {
+    $("#submission-form").reset();
+    await load();
+    announce(`Report recorded as sent (SHA-256 ${recorded.sha256.slice(0, 16)}…).`);
   }
 });
 $("#comment-form").addEventListener("submit", async (event) => {
