@@ -38,11 +38,14 @@ YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoade
 
 ATTACK_TACTICS = (
     "reconnaissance", "resource-development", "initial-access", "execution", "persistence",
-    "privilege-escalation", "defense-evasion", "credential-access", "discovery", "lateral-movement",
-    "collection", "command-and-control", "exfiltration", "impact",
+    "privilege-escalation", "defense-evasion", "stealth", "defense-impairment", "credential-access", "discovery",
+    "lateral-movement", "collection", "command-and-control", "exfiltration", "impact",
 )
-"""MITRE ATT&CK Enterprise tactics by their short names, the form Sigma tags use (``attack.defense-evasion``).
-Written out because pySigma's ATT&CK table downloads itself at first use, and hunts must work offline."""
+"""MITRE ATT&CK Enterprise tactics by their short names, the form Sigma tags use (``attack.stealth``).
+Written out because pySigma's ATT&CK table downloads itself at first use, and hunts must work offline.
+ATT&CK v19 split Defense Evasion into Stealth and Defense Impairment, and current SigmaHQ rules carry
+only the new two (944 and 378 rules in the shared copy); older rules and playbooks keep
+``defense-evasion``, so all three are known."""
 
 _TECHNIQUE = re.compile(r"t\d{4}(?:\.\d{3})?")
 

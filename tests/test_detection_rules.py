@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 from sigma.collection import SigmaCollection
 from sigma.exceptions import SigmaError
 
@@ -214,3 +215,25 @@ detection:
 """, encoding="utf-8")
     (rule,) = load_rules([tmp_path]).loaded
     assert "winlog.event_data.User" in rule.fields  # the filter's `User|startswith: 'adm_'` became part of it
+
+
+def test_current_attack_tactics_of_sigmahq_rules_are_kept(corpus: RuleSet) -> None:
+    """ATT&CK v19 split Defense Evasion into Stealth and Defense Impairment; SigmaHQ's current tags use
+    the new names. Expected tactics are read from each file's YAML tags, independently of the loader."""
+    checked = 0
+    by_path: dict[Path, list] = {}
+    for rule in corpus.loaded:
+        if rule.path is not None and rule.path.suffix == ".yml":
+            by_path.setdefault(rule.path, []).append(rule)
+    for path in sorted(by_path)[:4000]:
+        documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if isinstance(d, dict)]
+        if len(documents) != 1 or len(by_path[path]) != 1:
+            continue  # multi-document files: which rule has which tags is the loader's business
+        tags = [str(t).lower() for t in documents[0].get("tags") or []]
+        expected = [t.removeprefix("attack.").replace("_", "-") for t in tags
+                    if t.startswith("attack.") and not re.fullmatch(r"attack\.(t\d{4}(\.\d{3})?|[gs]\d{4})", t)]
+        if not {"stealth", "defense-impairment"} & set(expected):
+            continue
+        assert list(by_path[path][0].tactics) == expected, path
+        checked += 1
+    assert checked > 1000  # 944 files tagged attack.stealth and 378 attack.defense-impairment in this copy
