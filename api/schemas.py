@@ -31,14 +31,16 @@ class Body(BaseModel):
 
 class IncidentOut(Incident):
     version: str
+    next_deadline: dict[str, Any] | None = Field(
+        None, description="With deadlines=true or due_within: the earliest deadline still to be met")
 
 
 class AlertOut(Alert):
     version: str
 
 
-def incident_out(item: Versioned[Incident]) -> IncidentOut:
-    return IncidentOut(**dict(item.record), version=item.version)
+def incident_out(item: Versioned[Incident], next_deadline: dict[str, Any] | None = None) -> IncidentOut:
+    return IncidentOut(**dict(item.record), version=item.version, next_deadline=next_deadline)
 
 
 def alert_out(item: Versioned[Alert]) -> AlertOut:

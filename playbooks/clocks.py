@@ -276,3 +276,29 @@ def earliest(*submitted: Mapping[Clock, datetime]) -> dict[Clock, datetime]:
             if clock not in merged or moment < merged[clock]:
                 merged[clock] = moment
     return merged
+
+
+def incident_deadlines(incident: Incident, followed: Iterable[tuple[PlaybookRun, Playbook | None]],
+                       flags: RegulatoryFlags, now: datetime) -> tuple[list[Deadline], dict[str, dict[str, Deadline]]]:
+    """Every deadline of an incident, regulatory ones first then by due time, and each attached run's
+    step deadlines by step id (``followed``: its runs with the playbook version each follows, ``None``
+    for a version no longer in the library)."""
+    regulatory = regulatory_deadlines(incident, flags, now)
+    deadlines: list[Deadline] = list(regulatory)
+    by_run: dict[str, dict[str, Deadline]] = {}
+    for run, playbook in followed:
+        if playbook is None or run.detached:
+            by_run[run.id] = {}
+            continue
+        due = {d.key.split("/", 1)[1]: d for d in step_deadlines(playbook, incident, now, run=run,
+                                                                  regulatory=regulatory)}
+        by_run[run.id] = due
+        deadlines.extend(d for d in due.values() if d.regulation is None)
+    deadlines.sort(key=lambda d: (d.regulation is None, d.due_at))
+    return deadlines, by_run
+
+
+def next_deadline(deadlines: Iterable[Deadline]) -> Deadline | None:
+    """The earliest deadline still to be met: open ones, and missed ones not done yet (overdue)."""
+    pending = [d for d in deadlines if d.done_at is None and d.status != DeadlineStatus.met]
+    return min(pending, key=lambda d: (d.due_at, d.key), default=None)

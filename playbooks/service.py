@@ -20,22 +20,24 @@ Policy:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from civicsoc import audit
 from civicsoc.errors import AlreadyExists, NotFound, VersionConflict
 from civicsoc.event import format_timestamp
-from civicsoc.records import Incident, PlaybookRun, StepStatus, Submission, utcnow
+from civicsoc.records import Incident, NotificationRegime, PlaybookRun, Record, StepStatus, Submission, utcnow
 from civicsoc.store import RecordCollection, RecordQuery, Scope, Store, Versioned
+from civicsoc.store.base import MAX_PAGE
 from civicsoc.tenancy import notification_regime
 from playbooks.clocks import (
     Deadline,
     RegulatoryFlags,
     earliest,
-    regulatory_deadlines,
-    step_deadlines,
+    incident_deadlines,
+    next_deadline,
     submissions_from_records,
     submissions_from_runs,
 )
@@ -197,10 +199,25 @@ def regulatory_flags(store: Store, incident: Incident, runs: Iterable[PlaybookRu
                      submissions: Iterable[Submission]) -> RegulatoryFlags:
     """The incident's flags, its tenant's regime, and when each report went out: the earlier of a
     notification step marked done and a recorded submission."""
+    return _flags(incident, runs, playbooks, submissions, notification_regime(store, incident.tenant))
+
+
+def _flags(incident: Incident, runs: Iterable[PlaybookRun], playbooks: Iterable[Playbook],
+           submissions: Iterable[Submission], regime: NotificationRegime) -> RegulatoryFlags:
     return RegulatoryFlags(nis2=incident.nis2, gdpr=incident.gdpr, gdpr_aware_at=incident.gdpr_aware_at,
                            submitted=earliest(submissions_from_runs(runs, playbooks),
                                               submissions_from_records(submissions)),
-                           regime=notification_regime(store, incident.tenant))
+                           regime=regime)
+
+
+def _followed(library: PlaybookLibrary, runs: Iterable[PlaybookRun]) -> list[tuple[PlaybookRun, Playbook | None]]:
+    followed: list[tuple[PlaybookRun, Playbook | None]] = []
+    for run in runs:
+        try:
+            followed.append((run, library.get(run.playbook_id, run.playbook_version)))
+        except NotFound:  # the version it started with left the library: show progress without instructions
+            followed.append((run, None))
+    return followed
 
 
 def incident_progress(store: Store, library: PlaybookLibrary, scope: Scope, incident: Incident,
@@ -210,33 +227,64 @@ def incident_progress(store: Store, library: PlaybookLibrary, scope: Scope, inci
     deadline that applies to it, regulatory ones first: what the incident page shows. ``submissions``:
     its recorded regulatory submissions (``playbooks.submissions.list_submissions``)."""
     runs = runs_for_incident(store, scope, incident.id)
-    followed = []
-    for current in runs:
-        try:
-            followed.append((current, library.get(current.record.playbook_id, current.record.playbook_version)))
-        except NotFound:  # the version it started with left the library: show progress without instructions
-            followed.append((current, None))
-    flags = regulatory_flags(store, incident, [r.record for r in runs], [p for _, p in followed if p is not None],
-                             submissions)
-    regulatory = regulatory_deadlines(incident, flags, now)
-    deadlines: list[Deadline] = list(regulatory)
+    versions = {current.record.id: current.version for current in runs}
+    followed = _followed(library, [current.record for current in runs])
+    flags = regulatory_flags(store, incident, [run for run, _ in followed],
+                             [p for _, p in followed if p is not None], submissions)
+    deadlines, by_run = incident_deadlines(incident, followed, flags, now)
     described = []
-    for current, playbook in followed:
-        run = current.record
-        due = {} if playbook is None or run.detached else {
-            d.key.split("/", 1)[1]: d for d in step_deadlines(playbook, incident, now, run=run, regulatory=regulatory)}
-        if not run.detached:
-            deadlines.extend(d for d in due.values() if d.regulation is None)
+    for run, playbook in followed:
+        due = by_run[run.id]
         steps = []
         for step_id, progress in run.steps.items():
             step = playbook.step(step_id).to_dict() if playbook is not None else {"id": step_id}
             deadline = due.get(step_id)
             steps.append({**step, **progress, "due_at": deadline.as_dict()["due_at"] if deadline else None,
                           "deadline_status": deadline.status.value if deadline else None})
-        described.append({"id": run.id, "version": current.version, "playbook_id": run.playbook_id,
+        described.append({"id": run.id, "version": versions[run.id], "playbook_id": run.playbook_id,
                           "playbook_version": run.playbook_version,
                           "title": playbook.title if playbook else run.playbook_id, "detached": run.detached,
                           "attached_by": run.attached_by, "attached_at": format_timestamp(run.attached_at),
                           "steps": steps})
-    deadlines.sort(key=lambda d: (d.regulation is None, d.due_at))
     return described, deadlines
+
+
+BATCH = 500
+R = TypeVar("R", bound=Record)
+
+
+def records_by_incident(store: Store, record_type: type[R], scope: Scope,
+                        incident_ids: Sequence[str]) -> dict[str, list[R]]:
+    """Records of many incidents (playbook runs, submissions), ``BATCH`` incidents a query."""
+    found: dict[str, list[R]] = defaultdict(list)
+    collection = store.records(record_type)
+    for start in range(0, len(incident_ids), BATCH):
+        cursor: str | None = None
+        while True:
+            query = RecordQuery.where({"incident_id": list(incident_ids[start:start + BATCH])}, sort="id",
+                                      descending=False, limit=MAX_PAGE, cursor=cursor)
+            page = collection.list(scope, query)
+            for item in page.items:
+                found[item.record.incident_id].append(item.record)  # type: ignore[attr-defined]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    return found
+
+
+def next_deadlines(store: Store, library: PlaybookLibrary, scope: Scope, incidents: Sequence[Incident],
+                   now: datetime) -> dict[str, Deadline | None]:
+    """The next deadline still to be met of each incident (``None``: none running), in two queries for
+    any number of incidents (runs and submissions) plus one read per tenant: for the queue."""
+    ids = [incident.id for incident in incidents]
+    runs = records_by_incident(store, PlaybookRun, scope, ids)
+    submissions = records_by_incident(store, Submission, scope, ids)
+    regimes = {tenant: notification_regime(store, tenant) for tenant in {incident.tenant for incident in incidents}}
+    found: dict[str, Deadline | None] = {}
+    for incident in incidents:
+        followed = _followed(library, runs.get(incident.id, []))
+        playbooks = [p for _, p in followed if p is not None]
+        flags = _flags(incident, runs.get(incident.id, []), playbooks, submissions.get(incident.id, []),
+                       regimes[incident.tenant])
+        found[incident.id] = next_deadline(incident_deadlines(incident, followed, flags, now)[0])
+    return found

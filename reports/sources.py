@@ -7,25 +7,23 @@ incident.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Literal
 
 from civicsoc import triage
 from civicsoc.errors import NotFound
-from civicsoc.records import Incident, NotificationRegime, PlaybookRun, Record, Submission, Tenant
+from civicsoc.records import Incident, NotificationRegime, PlaybookRun, Submission, Tenant
 from civicsoc.store import RecordQuery, Scope, Store, TimeRange
 from civicsoc.store.base import MAX_PAGE
 from civicsoc.tokens import list_tenants
 from playbooks.loader import PlaybookLibrary
 from playbooks.model import Playbook
+from playbooks.service import records_by_incident
 from reports.facts import IncidentCase, IncidentFacts, incident_facts
 
 TimeField = Literal["created_at", "first_seen"]
 """Which time puts an incident in a period: its detection (``created_at``) or its first event."""
-BATCH = 500
-R = TypeVar("R", bound=Record)
 
 
 def resolve_tenants(store: Store, scope: Scope, requested: Sequence[str] | None) -> tuple[str, ...]:
@@ -78,30 +76,13 @@ def load_incidents(store: Store, scope: Scope, tenants: Sequence[str], period: T
 
 
 def load_runs(store: Store, scope: Scope, incident_ids: Sequence[str]) -> dict[str, list[PlaybookRun]]:
-    """Playbook runs of many incidents, ``BATCH`` incidents a query."""
-    return _by_incident(store, PlaybookRun, scope, incident_ids)
+    """Playbook runs of many incidents, a few queries for all."""
+    return records_by_incident(store, PlaybookRun, scope, incident_ids)
 
 
 def load_submissions(store: Store, scope: Scope, incident_ids: Sequence[str]) -> dict[str, list[Submission]]:
-    """Recorded regulatory submissions of many incidents, ``BATCH`` incidents a query."""
-    return _by_incident(store, Submission, scope, incident_ids)
-
-
-def _by_incident(store: Store, record_type: type[R], scope: Scope, incident_ids: Sequence[str]) -> dict[str, list[R]]:
-    runs: dict[str, list[R]] = defaultdict(list)
-    collection = store.records(record_type)
-    for start in range(0, len(incident_ids), BATCH):
-        cursor: str | None = None
-        while True:
-            query = RecordQuery.where({"incident_id": list(incident_ids[start:start + BATCH])}, sort="id",
-                                      descending=False, limit=MAX_PAGE, cursor=cursor)
-            page = collection.list(scope, query)
-            for item in page.items:
-                runs[item.record.incident_id].append(item.record)  # type: ignore[attr-defined]
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
-    return runs
+    """Recorded regulatory submissions of many incidents, a few queries for all."""
+    return records_by_incident(store, Submission, scope, incident_ids)
 
 
 def _playbooks(library: PlaybookLibrary | None) -> tuple[Playbook, ...]:

@@ -77,7 +77,8 @@ def _requests(soc: Soc, method: str, path: str) -> list[dict[str, Any]]:
         url = url.replace("{" + name + "}", value)
     assert "{" not in url, f"{method} {path}: add its path parameters to this test"
     bodies: dict[tuple[str, str], list[dict[str, Any]]] = {
-        ("GET", "/api/v1/incidents"): [{"params": {"tenant": "town-b"}}, {"params": {}}],
+        ("GET", "/api/v1/incidents"): [{"params": {"tenant": "town-b"}}, {"params": {"deadlines": True}},
+                                       {"params": {"due_within": 24 * 366, "status": ["new", "resolved"]}}],
         ("GET", "/api/v1/incidents/{incident_id}"): [{}],
         ("PATCH", "/api/v1/incidents/{incident_id}"): [{"json": {"status": "acknowledged"},
                                                         "headers": {"If-Match": '"1"'}}],

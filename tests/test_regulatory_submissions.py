@@ -231,3 +231,44 @@ def test_the_cli_sets_a_tenants_regime_and_refuses_an_unknown_tenant(tmp_path: P
         store.close()
     assert actions == [("fed-agency", {"notification_regime": "us-federal"}),
                        ("town-c", {"notification_regime": "us-federal"}), ("town-c", {"notification_regime": "eu"})]
+
+
+def test_the_queue_lists_what_is_due_soonest_as_the_incident_pages_say(soc: Soc) -> None:
+    analyst = soc.headers("town-a", Role.analyst)
+    soon = untouched_incident(soc, "town-a")
+    confirm(soc, "town-a", soon["id"], nis2=True)  # early warning due in 24 h
+    later = untouched_incident(soc, "town-a")
+    confirm(soc, "town-a", later["id"], gdpr=True)  # GDPR notification due in 72 h
+    now = datetime.now(UTC)
+
+    def pending(incident_id: str) -> dict | None:
+        """The incident page's earliest deadline not yet met (the oracle for the list)."""
+        deadlines = soc.client.get(f"{API}/incidents/{incident_id}", headers=analyst).json()["deadlines"]
+        waiting = [d for d in deadlines if d["status"] == "open" or (d["status"] == "missed" and not d["done_at"])]
+        return min(waiting, key=lambda d: (utc(d["due_at"]), d["key"]), default=None)
+
+    everything = soc.client.get(f"{API}/incidents", params={"limit": 500, "deadlines": "true"}, headers=analyst)
+    assert everything.status_code == 200
+    open_ones = [i for i in everything.json()["items"]
+                 if i["status"] not in ("resolved", "false_positive", "duplicate")]
+    expected = {}
+    for item in open_ones:
+        oracle = pending(item["id"])
+        assert (item["next_deadline"] or {}).get("key") == (oracle or {}).get("key"), item["id"]
+        if oracle and utc(oracle["due_at"]) <= now + timedelta(hours=48):
+            expected[item["id"]] = utc(oracle["due_at"])
+    assert soon["id"] in expected and later["id"] not in expected
+    walked, cursor = [], None
+    while True:  # one at a time, to exercise the cursor
+        page = soc.client.get(f"{API}/incidents", headers=analyst,
+                              params={"due_within": 48, "limit": 1, **({"cursor": cursor} if cursor else {})}).json()
+        walked += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [i["id"] for i in walked] == sorted(expected, key=lambda i: (expected[i], i))
+    assert all(utc(i["next_deadline"]["due_at"]) == expected[i["id"]] for i in walked)
+    wider = soc.client.get(f"{API}/incidents", params={"due_within": 96, "limit": 500}, headers=analyst).json()
+    assert later["id"] in {i["id"] for i in wider["items"]}
+    assert soc.client.get(f"{API}/incidents", params={"due_within": 48, "cursor": "nonsense"},
+                          headers=analyst).status_code == 422

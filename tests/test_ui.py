@@ -268,6 +268,17 @@ def test_queue_shows_deadline_countdowns(server: UiServer, page: Page) -> None:
     else:
         shown = r"due in \d+ min"
     expect(cell).to_contain_text(re.compile(shown))
+    # "Due in the next 24 h": only incidents with a deadline running out by then, earliest first.
+    page.get_by_label("Deadline", exact=True).select_option(label="Due in the next 24 h (or overdue)")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page).to_have_url(re.compile(r"due_within=24"))
+    expect(page.locator("#queue-caption")).to_contain_text("shown")
+    ids = queue_ids(page)
+    assert target.id in ids
+    dues = page.locator("#queue tbody td.deadline .countdown").evaluate_all(
+        "cells => cells.map(cell => cell.dataset.due)")
+    assert len(dues) == len(ids) and dues == sorted(dues, key=_parse)
+    assert all(_parse(due) <= datetime.now(UTC) + timedelta(hours=24) for due in dues)
 
 
 def _parse(stamp: str) -> datetime:

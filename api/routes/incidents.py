@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
@@ -27,9 +27,12 @@ from api.schemas import (
 )
 from civicsoc import triage
 from civicsoc.errors import CivicsocError, VersionConflict
-from civicsoc.records import Comment, IncidentStatus, Severity, Submission
+from civicsoc.records import Comment, IncidentStatus, Severity, Submission, utcnow
 from civicsoc.store import RecordQuery
 from civicsoc.tokens import Principal
+from playbooks.loader import PlaybookLibrary
+from playbooks.queue import due_within as due_within_hours
+from playbooks.service import next_deadlines
 from playbooks.submissions import list_submissions, record_submission
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
@@ -55,6 +58,10 @@ def list_incidents(
     order: Literal["asc", "desc"] = "desc",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
+    deadlines: Annotated[bool, Query(description="Add each incident's next deadline (next_deadline)")] = False,
+    due_within: Annotated[int | None, Query(ge=1, le=24 * 366, description=(
+        "Hours: only incidents with a deadline still to be met due within this many hours, overdue ones "
+        "included, earliest first (sort and order are ignored); open incidents unless status says otherwise"))] = None,
 ) -> Page[IncidentOut]:
     window = time_range(start, end)
     query = RecordQuery.where(
@@ -63,8 +70,18 @@ def list_incidents(
         time_field=time_field if window else None, time=window, sort=sort, descending=order == "desc",
         limit=limit, cursor=cursor, text=q or None,
     )
+    library = services.playbooks or PlaybookLibrary(())
+    if due_within is not None:
+        due = due_within_hours(services.store, library, principal.scope, query, timedelta(hours=due_within),
+                               utcnow(), limit=limit, cursor=cursor)
+        return Page(items=[incident_out(item, deadline.as_dict()) for item, deadline in due.items],
+                    next_cursor=due.next_cursor)
     page = services.store.incidents.list(principal.scope, query)
-    return Page(items=[incident_out(item) for item in page.items], next_cursor=page.next_cursor)
+    upcoming: dict[str, Any] = {}
+    if deadlines:
+        upcoming = next_deadlines(services.store, library, principal.scope, [i.record for i in page.items], utcnow())
+    return Page(items=[incident_out(item, d.as_dict() if (d := upcoming.get(item.record.id)) else None)
+                       for item in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/{incident_id}", response_model=IncidentDetailOut)

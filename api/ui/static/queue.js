@@ -4,7 +4,7 @@ import { api } from "./api.js";
 import { $, announce, badge, clear, countdown, fillForm, formQuery, h, startCountdowns, timeElement } from "./dom.js";
 import { guarded, startPage } from "./page.js";
 
-const FILTERS = ["status", "severity", "q", "assignee", "host", "sort", "order"];
+const FILTERS = ["status", "severity", "q", "assignee", "host", "due_within", "sort", "order"];
 const CLOSED = new Set(["resolved", "false_positive", "duplicate"]);
 const PAGE_SIZE = 25;
 
@@ -48,41 +48,17 @@ function row(incident) {
     h("td", { class: "number", text: String(incident.alert_ids.length) }),
     h("td", { text: incident.hosts.slice(0, 3).join(", ") + (incident.hosts.length > 3 ? " …" : "") }),
     h("td", {}, timeElement(incident.created_at)),
-    h("td", { class: "deadline" }, CLOSED.has(incident.status) ? h("span", { class: "muted", text: "closed" })
-      : h("span", { class: "muted", text: "…" })));
+    h("td", { class: "deadline" }, deadlineCell(incident)));
 }
 
-/** The earliest deadline still to be met: open ones, and missed ones not done yet (overdue). */
-function nextDeadline(deadlines) {
-  const pending = deadlines.filter((d) => d.status === "open" || (d.status === "missed" && !d.done_at));
-  pending.sort((a, b) => new Date(a.due_at) - new Date(b.due_at));
-  return pending[0];
-}
-
-/**
- * Deadlines live on the incident detail (regulatory clocks and playbook step due times), so each open
- * incident on the page is asked for its own, a few at a time to go easy on the server.
- */
-async function fillDeadlines(incidents, generation) {
-  const queue = incidents.filter((incident) => !CLOSED.has(incident.status));
-  const worker = async () => {
-    while (queue.length && generation === loadGeneration) {
-      const incident = queue.shift();
-      const cell = body.querySelector(`tr[data-incident-id="${CSS.escape(incident.id)}"] td.deadline`);
-      try {
-        const detail = await api(`/api/v1/incidents/${encodeURIComponent(incident.id)}`);
-        const next = nextDeadline(detail.deadlines || []);
-        if (!cell) continue;
-        clear(cell).append(next
-          ? h("span", {}, countdown(next.due_at), h("div", { class: "small", text: next.name }))
-          : h("span", { class: "muted", text: "none running" }));
-        if (next) cell.querySelector(".countdown").classList.toggle("overdue", new Date(next.due_at) < Date.now());
-      } catch (error) {
-        if (cell) clear(cell).append(h("span", { class: "muted", text: "unavailable" }));
-      }
-    }
-  };
-  await Promise.all([worker(), worker(), worker()]);
+/** The next deadline still to be met, as the list reports it (deadlines=true): a live countdown. */
+function deadlineCell(incident) {
+  if (CLOSED.has(incident.status)) return h("span", { class: "muted", text: "closed" });
+  const next = incident.next_deadline;
+  if (!next) return h("span", { class: "muted", text: "none running" });
+  const clock = countdown(next.due_at);
+  clock.classList.toggle("overdue", new Date(next.due_at) < Date.now());
+  return h("span", {}, clock, h("div", { class: "small", text: next.name }));
 }
 
 let loadGeneration = 0;
@@ -91,6 +67,7 @@ async function load({ announceCount = true } = {}) {
   const generation = ++loadGeneration;
   const query = filterQuery();
   query.set("limit", String(PAGE_SIZE));
+  query.set("deadlines", "true");
   const cursor = cursors[cursors.length - 1];
   if (cursor) query.set("cursor", cursor);
   $("#queue").setAttribute("aria-busy", "true");
@@ -110,7 +87,6 @@ async function load({ announceCount = true } = {}) {
   $("#next-page").disabled = !nextCursor;
   updateSelection();
   if (announceCount) announce(`${shown.length} incident${shown.length === 1 ? "" : "s"} shown.`);
-  fillDeadlines(shown, generation);
 }
 
 function applyFilters() {
