@@ -23,6 +23,14 @@ Regulation (EU) 2016/679):
   Art. 33(1): when notified after 72 h, the reasons for the delay (``delay_reasons``, required only then);
   Art. 33(4): what is not yet known may follow in phases.
 
+- **CISA federal incident notification** (CISA Federal Incident Notification Guidelines, effective
+  2017-04-01; for tenants whose ``notification_regime`` is ``us-federal``): within one hour of the incident
+  being identified by the agency's CSIRT/SOC/IT department, with the current functional impact, the
+  information impact (type of information lost, compromised or corrupted), recoverability (time and
+  resources to recover), when the activity was first detected, the number of systems, records and users
+  impacted, the network location of the observed activity and a point of contact; where known, the attack
+  vector(s), indicators of compromise and the mitigation activities undertaken.
+
 Every draft also carries a ``contact_point`` (GDPR Art. 33(3)(b); for NIS2 the CSIRT answers the entity under
 Art. 23(5) and national forms ask for one) and ``aware_at``, the moment the clock started (the incident
 confirmed significant, or for GDPR the moment the breach became known).
@@ -60,18 +68,25 @@ class NotificationKind(StrEnum):
     nis2_notification = "nis2-notification"
     nis2_final_report = "nis2-final-report"
     gdpr_art33 = "gdpr-art33"
+    cisa_federal = "cisa-federal"
 
 
 CLOCK_OF = {NotificationKind.nis2_early_warning: Clock.nis2_early_warning,
             NotificationKind.nis2_notification: Clock.nis2_incident_notification,
             NotificationKind.nis2_final_report: Clock.nis2_final_report,
-            NotificationKind.gdpr_art33: Clock.gdpr_breach_notification}
+            NotificationKind.gdpr_art33: Clock.gdpr_breach_notification,
+            NotificationKind.cisa_federal: Clock.cisa_incident_notification}
+NIS2_KINDS = frozenset({NotificationKind.nis2_early_warning, NotificationKind.nis2_notification,
+                        NotificationKind.nis2_final_report})
 YES = frozenset({"yes", "y", "true", "suspected", "likely", "ja", "oui"})
 NO = frozenset({"no", "n", "false", "none", "unlikely", "nee", "non", "nein"})
 ALIASES = {"contact": "contact_point", "dpo": "contact_point", "root_cause": "threat_type_or_root_cause",
            "threat_type": "threat_type_or_root_cause", "malicious": "suspected_malicious_act",
            "cross_border": "cross_border_impact", "data_subjects": "data_subjects_approx",
            "records": "records_approx", "consequences": "likely_consequences", "nature": "nature_of_breach"}
+INITIAL_ACCESS_TECHNIQUES = frozenset({"T1189", "T1190", "T1133", "T1200", "T1566", "T1091", "T1195", "T1199",
+                                       "T1078", "T1659", "T1669"})
+"""ATT&CK Enterprise initial-access techniques: the alerts' attack vector, where one was seen."""
 _FIELD_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9 _\-]{1,60}?)\s*:\s*(\S.*?)\s*$")
 
 
@@ -171,17 +186,37 @@ class GdprBreachNotification(NotificationDraft):
                 "measures_proposed", "delay_reasons")
 
 
+class CisaIncidentNotification(NotificationDraft):
+    functional_impact: str | None = None
+    information_impact: str | None = None
+    recoverability: str | None = None
+    systems_affected: int | None = None
+    users_affected: int | None = None
+    records_affected: str | None = None
+    network_location: str | None = None
+    attack_vectors: list[str] = []
+    indicators_of_compromise: list[Ioc] = []
+    mitigation_activities: list[str] = []
+
+    REQUIRED = (*NotificationDraft.REQUIRED, ("functional_impact",), ("information_impact",), ("recoverability",),
+                ("systems_affected",), ("users_affected",), ("records_affected",), ("network_location",))
+    FILLABLE = (*NotificationDraft.FILLABLE, "functional_impact", "information_impact", "recoverability",
+                "records_affected", "network_location", "attack_vectors", "mitigation_activities")
+
+
 MODELS: dict[NotificationKind, type[NotificationDraft]] = {
     NotificationKind.nis2_early_warning: Nis2EarlyWarning,
     NotificationKind.nis2_notification: Nis2IncidentNotification,
     NotificationKind.nis2_final_report: Nis2FinalReport,
     NotificationKind.gdpr_art33: GdprBreachNotification,
+    NotificationKind.cisa_federal: CisaIncidentNotification,
 }
 TITLES = {
     NotificationKind.nis2_early_warning: "NIS2 early warning",
     NotificationKind.nis2_notification: "NIS2 incident notification",
     NotificationKind.nis2_final_report: "NIS2 final report",
     NotificationKind.gdpr_art33: "GDPR personal data breach notification",
+    NotificationKind.cisa_federal: "CISA federal incident notification",
 }
 LEGAL_BASIS = {
     NotificationKind.nis2_early_warning:
@@ -201,6 +236,11 @@ LEGAL_BASIS = {
         "becoming aware of the breach; nature of the breach with categories and approximate numbers of data "
         "subjects and records, contact point (DPO), likely consequences, measures taken or proposed; reasons "
         "for any delay beyond 72 hours.",
+    NotificationKind.cisa_federal:
+        "CISA Federal Incident Notification Guidelines (FISMA 2014): to CISA within one hour of the incident being "
+        "identified by the agency's CSIRT, SOC or IT department; functional and information impact, "
+        "recoverability, time first detected, systems, records and users impacted, network location, point of "
+        "contact; attack vectors, indicators of compromise and mitigation where known.",
 }
 LABELS = {
     "aware_at": "Aware since (UTC)", "contact_point": "Contact point",
@@ -213,6 +253,10 @@ LABELS = {
     "record_categories": "Categories of personal data records", "records_approx": "Approx. number of records",
     "likely_consequences": "Likely consequences", "measures_taken": "Measures taken",
     "measures_proposed": "Measures proposed", "delay_reasons": "Reasons for the delay",
+    "functional_impact": "Functional impact", "information_impact": "Information impact",
+    "recoverability": "Recoverability", "systems_affected": "Systems affected", "users_affected": "Users affected",
+    "records_affected": "Records affected", "network_location": "Network location of the activity",
+    "attack_vectors": "Attack vectors", "mitigation_activities": "Mitigation activities",
 }
 
 
@@ -319,6 +363,13 @@ def _prefill(kind: NotificationKind, case: IncidentCase) -> tuple[dict[str, Any]
     elif kind == NotificationKind.gdpr_art33:
         put("measures_taken", applied, f"playbook steps done ({playbooks})")
         put("measures_proposed", pending, f"playbook steps to do ({playbooks})")
+    elif kind == NotificationKind.cisa_federal:
+        put("systems_affected", len(incident.hosts), "hosts of the incident's alerts")
+        put("users_affected", len(incident.users), "user accounts of the incident's alerts")
+        vectors = [t for t in incident.techniques if t.split(".")[0] in INITIAL_ACCESS_TECHNIQUES]
+        put("attack_vectors", [f"ATT&CK {t}" for t in vectors], "initial-access techniques of the alerts")
+        put("indicators_of_compromise", incident_iocs(incident, case.events), "incident IPs, domains, hashes")
+        put("mitigation_activities", applied, f"playbook steps done ({playbooks})")
     return values, sources
 
 
@@ -345,7 +396,7 @@ def _warnings(kind: NotificationKind, case: IncidentCase, draft_values: dict[str
     if kind == NotificationKind.gdpr_art33 and not incident.gdpr:
         warnings.append("The incident is not marked as a personal data breach (gdpr=false): confirm with the DPO "
                         "that Art. 33 applies before notifying.")
-    if kind != NotificationKind.gdpr_art33 and not incident.nis2:
+    if kind in NIS2_KINDS and not incident.nis2:
         warnings.append("NIS2 reporting is not marked as applying to this incident (nis2=false): confirm it is a "
                         "significant incident of an essential or important entity (Art. 23(3)).")
     if draft_values.get("aware_at") is None:

@@ -186,9 +186,17 @@ def test_a_us_federal_tenant_gets_the_one_hour_cisa_clock(soc: Soc) -> None:
         deadlines = {d["key"]: d for d in soc.client.get(url, headers=headers).json()["deadlines"] if d["regulation"]}
         assert set(deadlines) == {"cisa-incident-notification"}
         assert utc(deadlines["cisa-incident-notification"]["due_at"]) - confirmed_at == timedelta(hours=1)
-        sent = soc.client.post(f"{url}/submissions", headers=headers,
-                               json={"clock": "cisa-incident-notification", "sha256": "c" * 64})
+        compliance = soc.headers("town-b", Role.compliance)
+        draft_url = f"{API}/reports/incidents/{incident['id']}/notifications/cisa-federal"
+        draft = soc.client.get(draft_url, headers=compliance).json()
+        assert utc(draft["due_at"]) == utc(deadlines["cisa-incident-notification"]["due_at"])
+        assert "functional_impact" in draft["missing"] and draft["systems_affected"] == len(incident["hosts"])
+        document = soc.client.get(draft_url, params={"format": "pdf"}, headers=compliance)
+        assert document.status_code == 200 and document.content.startswith(b"%PDF")
+        sent = soc.client.post(f"{url}/submissions", headers=headers, json={
+            "clock": "cisa-incident-notification", "content_base64": base64.b64encode(document.content).decode()})
         assert sent.status_code == 201, sent.text
+        assert sent.json()["sha256"] == hashlib.sha256(document.content).hexdigest()
         after = {d["key"]: d for d in soc.client.get(url, headers=headers).json()["deadlines"]}
         assert after["cisa-incident-notification"]["status"] == "met"
         register = soc.client.get(f"{API}/reports/register", params={"format": "json", "tenant": "town-b"},

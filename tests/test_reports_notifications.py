@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import stix2
 
 from civicsoc.event import Event
-from civicsoc.records import Comment, Incident, IncidentStatus, Severity, StepStatus
+from civicsoc.records import Comment, Incident, IncidentStatus, NotificationRegime, Severity, StepStatus
 from civicsoc.store import TimeRange
 from playbooks.clocks import RegulatoryFlags, regulatory_deadlines
 from playbooks.model import Phase
@@ -186,3 +186,27 @@ def test_a_redacted_stix_bundle_withholds_internal_indicators() -> None:
     for personal in ("jdoe", "ws-0042", "10.20.30.40"):
         assert personal not in text
     assert "1 internal indicators" in text and TLP2_IDS[Tlp.green] in text
+
+
+def test_the_cisa_draft_asks_for_the_federal_guidelines_elements() -> None:
+    """CISA's Federal Incident Notification Guidelines ask for functional and information impact,
+    recoverability, first detection, systems/records/users impacted, network location and a point of
+    contact; attack vector, indicators and mitigation where known. The fixture knows the systems (1 host),
+    the users (1 account), the indicators and one containment step done; a comment gives the location."""
+    base = make_case(comments=("network location: permits VLAN 20, behind the town hall firewall",))
+    incident = base.incident.model_copy(update={"techniques": ["T1003.001", "T1078.002"]})
+    flags = RegulatoryFlags(regime=NotificationRegime.us_federal)
+    now = SIGNIFICANT + timedelta(minutes=30)
+    case = IncidentCase(IncidentFacts(incident, base.facts.steps, tuple(regulatory_deadlines(incident, flags, now)),
+                                      base.facts.playbooks), base.tenant_name, comments=base.comments,
+                        events=base.events)
+    draft = draft_notification(NotificationKind.cisa_federal, case, context(now=now))
+    assert draft.missing == ["contact_point", "functional_impact", "information_impact", "recoverability",
+                             "records_affected"]
+    assert (draft.systems_affected, draft.users_affected) == (1, 1)
+    assert draft.network_location == "permits VLAN 20, behind the town hall firewall"
+    assert draft.attack_vectors == ["ATT&CK T1078.002"]  # Valid Accounts is initial access; T1003 is not
+    assert draft.mitigation_activities == ["Isolate the host the dump ran on (2026-03-10 06:20 UTC): isolated "
+                                           "ws-0042 from 10.20.30.40"]
+    assert (draft.due_at, draft.deadline_status) == (SIGNIFICANT + timedelta(hours=1), "open")
+    assert not any("NIS2" in warning for warning in draft.warnings)
