@@ -40,6 +40,16 @@ def get_playbook(playbook_id: str, principal: Reader, services: ServicesDep) -> 
     return _library(services).get(playbook_id).to_dict()
 
 
+@router.get("/playbooks/{playbook_id}/cacao")
+def get_playbook_cacao(playbook_id: str, principal: Reader, services: ServicesDep,
+                       version: str | None = None) -> dict[str, Any]:
+    """The playbook as CACAO v2.0 JSON (the OASIS playbook standard) for SOAR tools: the newest version, or
+    ``version``. Re-exporting an unchanged playbook gives the same document (stable ids)."""
+    from playbooks.cacao import to_cacao
+
+    return to_cacao(_library(services).get(playbook_id, version))
+
+
 @router.post("/incidents/{incident_id}/playbooks", response_model=PlaybookRun, status_code=201)
 def attach_playbook(incident_id: str, body: AttachIn, principal: Triager, services: ServicesDep,
                     response: Response) -> PlaybookRun:
