@@ -268,6 +268,16 @@ def submissions_from_records(submissions: Iterable[Submission]) -> dict[Clock, d
     return submitted
 
 
+def flags_of(incident: Incident, runs: Iterable[PlaybookRun], playbooks: Iterable[Playbook],
+             submissions: Iterable[Submission], regime: NotificationRegime) -> RegulatoryFlags:
+    """An incident's flags and regime, and when each report went out: the earlier of a notification
+    step marked done (``runs`` read against ``playbooks``) and a recorded submission."""
+    return RegulatoryFlags(nis2=incident.nis2, gdpr=incident.gdpr, gdpr_aware_at=incident.gdpr_aware_at,
+                           submitted=earliest(submissions_from_runs(runs, playbooks),
+                                              submissions_from_records(submissions)),
+                           regime=regime)
+
+
 def earliest(*submitted: Mapping[Clock, datetime]) -> dict[Clock, datetime]:
     """Merge submission maps (playbook steps, recorded submissions), keeping the earliest time per clock."""
     merged: dict[Clock, datetime] = {}

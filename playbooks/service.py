@@ -28,18 +28,16 @@ from typing import Any, TypeVar
 from civicsoc import audit
 from civicsoc.errors import AlreadyExists, NotFound, VersionConflict
 from civicsoc.event import format_timestamp
-from civicsoc.records import Incident, NotificationRegime, PlaybookRun, Record, StepStatus, Submission, utcnow
+from civicsoc.records import Incident, PlaybookRun, Record, StepStatus, Submission, utcnow
 from civicsoc.store import RecordCollection, RecordQuery, Scope, Store, Versioned
 from civicsoc.store.base import MAX_PAGE
 from civicsoc.tenancy import notification_regime
 from playbooks.clocks import (
     Deadline,
     RegulatoryFlags,
-    earliest,
+    flags_of,
     incident_deadlines,
     next_deadline,
-    submissions_from_records,
-    submissions_from_runs,
 )
 from playbooks.loader import PlaybookLibrary
 from playbooks.matching import match_playbooks
@@ -199,15 +197,7 @@ def regulatory_flags(store: Store, incident: Incident, runs: Iterable[PlaybookRu
                      submissions: Iterable[Submission]) -> RegulatoryFlags:
     """The incident's flags, its tenant's regime, and when each report went out: the earlier of a
     notification step marked done and a recorded submission."""
-    return _flags(incident, runs, playbooks, submissions, notification_regime(store, incident.tenant))
-
-
-def _flags(incident: Incident, runs: Iterable[PlaybookRun], playbooks: Iterable[Playbook],
-           submissions: Iterable[Submission], regime: NotificationRegime) -> RegulatoryFlags:
-    return RegulatoryFlags(nis2=incident.nis2, gdpr=incident.gdpr, gdpr_aware_at=incident.gdpr_aware_at,
-                           submitted=earliest(submissions_from_runs(runs, playbooks),
-                                              submissions_from_records(submissions)),
-                           regime=regime)
+    return flags_of(incident, runs, playbooks, submissions, notification_regime(store, incident.tenant))
 
 
 def _followed(library: PlaybookLibrary, runs: Iterable[PlaybookRun]) -> list[tuple[PlaybookRun, Playbook | None]]:
@@ -284,7 +274,7 @@ def next_deadlines(store: Store, library: PlaybookLibrary, scope: Scope, inciden
     for incident in incidents:
         followed = _followed(library, runs.get(incident.id, []))
         playbooks = [p for _, p in followed if p is not None]
-        flags = _flags(incident, runs.get(incident.id, []), playbooks, submissions.get(incident.id, []),
+        flags = flags_of(incident, runs.get(incident.id, []), playbooks, submissions.get(incident.id, []),
                        regimes[incident.tenant])
         found[incident.id] = next_deadline(incident_deadlines(incident, followed, flags, now)[0])
     return found

@@ -13,15 +13,7 @@ from datetime import datetime
 
 from civicsoc.event import Event, parse_timestamp
 from civicsoc.records import Alert, Comment, Incident, NotificationRegime, PlaybookRun, StepStatus, Submission
-from playbooks.clocks import (
-    Deadline,
-    DeadlineStatus,
-    RegulatoryFlags,
-    earliest,
-    regulatory_deadlines,
-    submissions_from_records,
-    submissions_from_runs,
-)
+from playbooks.clocks import Deadline, DeadlineStatus, flags_of, regulatory_deadlines
 from playbooks.model import Clock, Phase, Playbook
 
 CLOCKS: tuple[Clock, ...] = (Clock.nis2_early_warning, Clock.nis2_incident_notification, Clock.nis2_final_report,
@@ -112,9 +104,7 @@ def incident_facts(incident: Incident, runs: Sequence[PlaybookRun], playbooks: S
                    regime: NotificationRegime = NotificationRegime.eu) -> IncidentFacts:
     """Steps and deadlines of one incident; ``playbooks`` is the library (every version), ``runs`` its runs,
     ``submissions`` its recorded regulatory submissions, ``regime`` its tenant's."""
-    flags = RegulatoryFlags(nis2=incident.nis2, gdpr=incident.gdpr, gdpr_aware_at=incident.gdpr_aware_at,
-                            submitted=earliest(submissions_from_runs(runs, playbooks),
-                                               submissions_from_records(submissions)), regime=regime)
+    flags = flags_of(incident, runs, playbooks, submissions, regime)
     attached = tuple(sorted({run.playbook_id for run in runs if not run.detached}))
     return IncidentFacts(incident, tuple(step_records(runs, playbooks)),
                          tuple(regulatory_deadlines(incident, flags, now)), attached)
