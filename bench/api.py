@@ -2,6 +2,14 @@
 
     python -m bench.api [--incidents 100000] [--alerts 1000000] [--tenants 5] [--backend sqlite|elasticsearch|all]
                         [--clients 50] [--duration 20] [--think 0] [--workers 1[,2]] [--keep PATH] [--no-events]
+                        [--es-keep PREFIX] [--days 90] [--server-repo DIR] [--gc-freeze]
+
+``--keep`` (SQLite) and ``--es-keep`` (Elasticsearch) seed once and reuse the seed on later runs (a JSON
+sidecar beside the file, or ``bench-api-es-<PREFIX>.json`` in the temporary folder, records what was
+seeded); a kept SQLite file is migrated by ``setup`` like any store at start. ``--server-repo`` serves
+another checkout's app on the same seed, for before/after figures. ``--days`` spreads the incidents over
+fewer days: Elasticsearch keeps an event index per tenant and day, and 5 tenants x 90 days (450 shards)
+exhaust a 1 GiB heap.
 
 1. Templates: real EVTX attack samples go through the real pipeline once (the tests' rule set,
    ``StreamDetector``: alerts grouped into incidents, playbooks matched) into a scratch store.
@@ -32,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -465,8 +474,8 @@ def seed_sqlite(path: Path, plan: SeedPlan, templates: Callable[[], list[Templat
     if path.exists() and info.exists():
         kept = json.loads(info.read_text())
         kept_plan = SeedPlan.from_description(kept["plan"])
-        if (kept_plan.incidents, kept_plan.alerts, kept_plan.tenants, kept_plan.events, kept_plan.layout) != (
-                plan.incidents, plan.alerts, plan.tenants, plan.events, plan.layout):
+        if (kept_plan.incidents, kept_plan.alerts, kept_plan.tenants, kept_plan.events, kept_plan.layout,
+                kept_plan.days) != (plan.incidents, plan.alerts, plan.tenants, plan.events, plan.layout, plan.days):
             raise SystemExit(f"bench: {path} holds another seed ({kept['plan']}); delete it or pass another --keep")
         log(f"sqlite: reusing {path} ({path.stat().st_size / 2**20:,.0f} MiB), seeded {kept['plan']['now']}")
         statuses = Counter({tuple(key.split("|")): n for key, n in kept["statuses"].items()})
@@ -541,15 +550,28 @@ def peak_rss_of(pids: Sequence[int]) -> int:
     return total
 
 
+def frozen_app() -> Any:
+    """``bench.api_server.build_app``, then ``api.app.freeze_long_lived_objects()`` as ``civicsoc serve``
+    does: what ``--gc-freeze`` serves."""
+    from api.app import freeze_long_lived_objects
+    from bench.api_server import build_app
+
+    app = build_app()
+    freeze_long_lived_objects()
+    return app
+
+
 @contextlib.contextmanager
-def serve(store_url: str, prefix: str | None, workers: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serve(store_url: str, prefix: str | None, workers: int, repo: Path = REPO,
+          factory: str = "bench.api_server:build_app") -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The app of the checkout ``repo`` (built by ``factory``) under uvicorn, until the block ends."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "CIVICSOC_BENCH_STORE": store_url,
+    env = {**os.environ, "PYTHONPATH": str(repo), "CIVICSOC_BENCH_STORE": store_url,
            "CIVICSOC_BENCH_PREFIX": prefix or ""}
-    command = [sys.executable, "-m", "uvicorn", "bench.api_server:build_app", "--factory", "--host", "127.0.0.1",
+    command = [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1",
                "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
     with tempfile.TemporaryFile() as output:
-        server = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(command, cwd=repo, env=env, stdout=output, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 180
@@ -736,9 +758,16 @@ async def _load(base: str, workload: Workload, clients: int, duration: float, wa
 
 def run_load(base: str, server_pids: Sequence[int], workload: Workload, *, clients: int, duration: float,
              warmup: float, think: float) -> LoadResult:
+    # The load generator's own full collections (templates, workload: hundreds of thousands of objects)
+    # would stall every client at once and show up as server latency: leave what exists now out of them.
+    gc.collect()
+    gc.freeze()
     client_cpu = time.process_time()
     server_cpu = cpu_seconds(server_pids)
-    samples, errors, seconds = asyncio.run(_load(base, workload, clients, duration, warmup, think))
+    try:
+        samples, errors, seconds = asyncio.run(_load(base, workload, clients, duration, warmup, think))
+    finally:
+        gc.unfreeze()
     return LoadResult(samples, errors, seconds, time.process_time() - client_cpu,
                       cpu_seconds(server_pids) - server_cpu)
 
@@ -881,7 +910,7 @@ def breakdown(store: Store, workload: Workload, samples: int = 60) -> dict[str, 
     def detail(incident_id: str) -> None:
         # The steps of ``api.routes.incidents.get_incident`` and ``triage.incident_detail``, one by one.
         current = timed("detail: incidents.get", lambda: store.incidents.get(scope, incident_id))
-        alerts = timed("detail: alerts (get each)", lambda: triage.incident_alerts(store, scope, current.record))
+        alerts = timed("detail: alerts (get_many)", lambda: triage.incident_alerts(store, scope, current.record))
         timeline = timed("detail: timeline events", lambda: triage.timeline(store, scope, alerts))
         comments = timed("detail: comments", lambda: triage.comments(store, scope, incident_id))
         playbooks, deadlines = timed("detail: playbooks+deadlines", lambda: incident_progress(
@@ -936,7 +965,8 @@ def measure(label: str, store_url: str, prefix: str | None, store: Store, seeded
             args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for workers in args.workers:
-        with serve(store_url, prefix, workers) as (base, server):
+        factory = "bench.api:frozen_app" if args.gc_freeze else "bench.api_server:build_app"
+        with serve(store_url, prefix, workers, args.server_repo or REPO, factory) as (base, server):
             pids = process_tree(server.pid)
             run: dict[str, Any] = {"cold_start": cold_start(base, workload, args.clients)}
             log(f"\n{label}, workers={workers}: cold start, {args.clients} first requests at once: "
@@ -975,6 +1005,15 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "elasticsearch", "all"], default="all")
     parser.add_argument("--es-url", default="http://127.0.0.1:9200")
     parser.add_argument("--keep", type=Path, help="SQLite file to seed once and reuse on later runs")
+    parser.add_argument("--days", type=int, default=90,
+                        help="days the incidents spread over (Elasticsearch keeps one event index per tenant and day)")
+    parser.add_argument("--server-repo", type=Path, metavar="DIR",
+                        help="serve the app of another checkout (e.g. `git archive HEAD | tar -x -C DIR`) to compare "
+                             "code versions on one seed; seeding, checks and load stay this checkout's")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="gc.freeze() in each server process once the app is built (see frozen_app)")
+    parser.add_argument("--es-keep", metavar="PREFIX",
+                        help="Elasticsearch index prefix to seed once, reuse on later runs and leave in place")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of the timed run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before timing starts")
@@ -989,7 +1028,7 @@ def main() -> None:
     log(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     tenants = tuple(f"agency-{chr(ord('a') + n)}" for n in range(args.tenants))
     plan = SeedPlan(args.incidents, args.alerts, tenants, datetime.now(UTC).replace(microsecond=0),
-                    events=args.events)
+                    days=args.days, events=args.events)
     cache: dict[str, Any] = {}
 
     def templates() -> list[Template]:
@@ -1007,7 +1046,7 @@ def main() -> None:
     if args.backend in ("sqlite", "all"):
         results["sqlite"] = run_sqlite(args, plan, templates)
     if args.backend in ("elasticsearch", "all"):
-        results["elasticsearch"] = run_elasticsearch(args, plan, templates())
+        results["elasticsearch"] = run_elasticsearch(args, plan, templates)
     results["errors"] = sum(results[backend].get("errors", 0) for backend in ("sqlite", "elasticsearch")
                             if backend in results)
     results["load_average_end"] = round(os.getloadavg()[0], 1)
@@ -1046,6 +1085,10 @@ def run_sqlite(args: argparse.Namespace, plan: SeedPlan, templates: Callable[[],
         url = f"sqlite:///{path}"
         store = SqliteStore(url)
         try:
+            started = time.perf_counter()
+            store.setup()  # what the server's open_store does: migrates a file of an older layout, refreshes statistics
+            figures["setup_s"] = round(time.perf_counter() - started, 2)
+            log(f"sqlite: setup (schema migration, statistics) took {figures['setup_s']} s")
             secrets = issue_tokens(store, seeded.plan.tenants)
             workload = _workload(seeded, templates, secrets)
             figures.update(measure("sqlite", url, None, store, seeded, workload, args))
@@ -1054,24 +1097,57 @@ def run_sqlite(args: argparse.Namespace, plan: SeedPlan, templates: Callable[[],
     return figures
 
 
-def run_elasticsearch(args: argparse.Namespace, plan: SeedPlan, templates: list[Template]) -> dict[str, Any]:
+def es_sidecar(prefix: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"bench-api-es-{prefix}.json"
+
+
+def kept_elasticsearch(store: Store, prefix: str, plan: SeedPlan) -> Seeded | None:
+    """The seed kept under ``prefix``, if its sidecar matches the plan and the indices hold its counts."""
+    info = es_sidecar(prefix)
+    if not info.exists():
+        return None
+    kept = json.loads(info.read_text())
+    kept_plan = SeedPlan.from_description(kept["plan"])
+    if (kept_plan.incidents, kept_plan.alerts, kept_plan.tenants, kept_plan.events, kept_plan.layout,
+            kept_plan.days) != (plan.incidents, plan.alerts, plan.tenants, plan.events, plan.layout, plan.days):
+        raise SystemExit(f"bench: prefix {prefix} holds another seed ({kept['plan']}); pass another --es-keep")
+    stored = store.incidents.count(Scope.all(), RecordQuery())
+    if stored != kept["counts"]["incidents"]:
+        raise SystemExit(f"bench: prefix {prefix} holds {stored} incidents, its sidecar {info} says "
+                         f"{kept['counts']['incidents']}; delete both and seed again")
+    log(f"elasticsearch: reusing prefix {prefix}, seeded {kept['plan']['now']}")
+    statuses = Counter({tuple(key.split("|")): n for key, n in kept["statuses"].items()})
+    return Seeded(kept_plan, statuses, kept["counts"], None)
+
+
+def run_elasticsearch(args: argparse.Namespace, plan: SeedPlan,
+                      templates: Callable[[], list[Template]]) -> dict[str, Any]:
     from civicsoc.store.elasticsearch import ElasticsearchStore
 
-    prefix = f"bench-api-{uuid.uuid4().hex[:8]}"
+    prefix = args.es_keep or f"bench-api-{uuid.uuid4().hex[:8]}"
     log(f"\nelasticsearch: {args.es_url}, prefix {prefix}")
     store = ElasticsearchStore(args.es_url, prefix=prefix)
     try:
-        seeded = seed_elasticsearch(args.es_url, prefix, plan, templates)
+        store.setup()
+        seeded = kept_elasticsearch(store, prefix, plan) if args.es_keep else None
+        if seeded is None:
+            seeded = seed_elasticsearch(args.es_url, prefix, plan, templates())
+            if args.es_keep:
+                es_sidecar(prefix).write_text(json.dumps({
+                    "plan": plan.describe(), "counts": seeded.counts,
+                    "statuses": {"|".join(key): n for key, n in seeded.statuses.items()}}))
         figures = {"seed": _seed_figures(seeded)}
-        secrets = issue_tokens(store, plan.tenants)
+        secrets = issue_tokens(store, seeded.plan.tenants)
         store.refresh()
-        workload = _workload(seeded, lambda: templates, secrets)
+        workload = _workload(seeded, templates, secrets)
         figures.update(measure("elasticsearch", args.es_url, prefix, store, seeded, workload, args))
     finally:
-        try:
-            store.drop()
-        except Exception as exc:  # the node may be why we are here: say what is left behind
-            log(f"elasticsearch: could not delete the indices {prefix}-* ({type(exc).__name__}: {exc}); delete them")
+        if not args.es_keep:
+            try:
+                store.drop()
+            except Exception as exc:  # the node may be why we are here: say what is left behind
+                log(f"elasticsearch: could not delete the indices {prefix}-* ({type(exc).__name__}: {exc}); "
+                    "delete them")
         store.close()
     return figures
 

@@ -106,7 +106,7 @@ def serve(
 
     import uvicorn
 
-    from api.app import create_app
+    from api.app import create_app, freeze_long_lived_objects
     from civicsoc import server
     from civicsoc.store import open_store
     from playbooks.loader import load_playbooks
@@ -145,6 +145,7 @@ def serve(
     try:
         app_ = create_app(store, ruleset=ruleset, playbooks=library)
         app_.state.services.extra["redaction_key"] = load_key(config.data_dir)
+        freeze_long_lived_objects()
         uvicorn.run(app_, host=bind_host, port=bind_port,
                     log_level="info", log_config=_logs_on_stderr(uvicorn))
     finally:

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ import pytest
 from bench.sample_events import otrf_events
 from civicsoc.errors import StoreUnavailable
 from civicsoc.event import Event, event_id
-from civicsoc.store import Scope
+from civicsoc.store import EventQuery, Scope, TimeRange
 from civicsoc.store.elasticsearch import ElasticsearchStore, redact_url
 from tests.test_cli import free_port
 
@@ -106,3 +106,37 @@ def test_an_unreachable_node_is_one_line_with_url_and_cause() -> None:
 def test_redact_url_keeps_everything_but_the_password() -> None:
     assert redact_url("https://user:pw@es.example:9243/base") == "https://user:***@es.example:9243/base"
     assert redact_url("http://es.example:9200") == "http://es.example:9200"
+
+
+def test_a_short_time_range_reads_only_its_days_indices(es_store: ElasticsearchStore) -> None:
+    # Events of two tenants spread over three UTC days, one of them at midnight sharp.
+    day = datetime(2024, 5, 1, tzinfo=UTC)
+    moments = [day + timedelta(hours=hours) for hours in (1, 23, 24, 30, 47, 50)]  # 24 h: 2024-05-02T00:00Z
+    events = [Event.from_ecs({"message": f"event {n}"}, tenant=tenant, timestamp=moment,
+                             id=event_id(tenant, "days", f"{n}"))
+              for n, moment in enumerate(moments) for tenant in ("agency-a", "agency-b")]
+    es_store.append_events(events)
+    es_store.refresh()
+    prefix = es_store.prefix
+
+    second_day = TimeRange(day + timedelta(days=1), day + timedelta(days=2))  # half open: the third day is out
+    assert es_store.event_indices(Scope.of("agency-a"), second_day) == f"{prefix}-events-agency-a.2024-05-02"
+    assert es_store.event_indices(Scope.all(), second_day) == f"{prefix}-events-*.2024-05-02"
+    assert es_store.event_indices(Scope.of("agency-b", "agency-a"), TimeRange(day, day + timedelta(hours=30))) == (
+        f"{prefix}-events-agency-a.2024-05-01,{prefix}-events-agency-a.2024-05-02,"
+        f"{prefix}-events-agency-b.2024-05-01,{prefix}-events-agency-b.2024-05-02")
+    a_year = TimeRange(day, day + timedelta(days=365))
+    assert es_store.event_indices(Scope.of("agency-a"), a_year) == f"{prefix}-events-agency-a.*"
+
+    def expected(scope: Scope, window: TimeRange) -> list[str]:
+        return [e.id for e in sorted(events, key=lambda e: (e.timestamp, e.id))
+                if scope.allows(e.tenant) and window.start <= e.timestamp < window.end]
+
+    windows = [second_day, TimeRange(day + timedelta(hours=23), day + timedelta(hours=48)),
+               TimeRange(day - timedelta(days=3), day), a_year]  # the third: days without any index
+    for scope in (Scope.of("agency-a"), Scope.all()):
+        for window in windows:
+            got = es_store.search_events(scope, EventQuery(window), limit=100).items
+            assert [e.id for e in got] == expected(scope, window)
+            assert es_store.count_events(scope, EventQuery(window)) == len(expected(scope, window))
+            assert [e.id for e in es_store.iter_events(scope, EventQuery(window))] == expected(scope, window)

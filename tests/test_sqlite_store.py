@@ -7,15 +7,25 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import typing
 from pathlib import Path
 
 import pytest
 
 from bench.sample_events import otrf_events
 from civicsoc.errors import StoreError, StoreUnavailable
-from civicsoc.store import EventQuery, RecordQuery, Scope, TimeRange
-from civicsoc.store.sqlite import SqliteStore, path_from_url
-from tests.test_store_conformance import EVERYTHING
+from civicsoc.records import RECORD_TYPES, Incident
+from civicsoc.store import EventQuery, RecordQuery, Scope, Store, TimeRange
+from civicsoc.store.sqlite import (
+    INDEXED_RECORD_FIELDS,
+    RECORD_SCHEMA,
+    SCHEMA,
+    SqliteStore,
+    json_value,
+    path_from_url,
+)
+from tests.test_store_conformance import EVERYTHING, incident
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,3 +137,167 @@ def test_reads_see_writes_of_another_connection(tmp_path: Path) -> None:
     assert reader.count_events(Scope.all(), EventQuery(window)) == expected
     writer.close()
     reader.close()
+
+
+# schema: indices, the list-field side table, migration of older files, statistics -----------------------
+
+
+def incidents_for_layout(count: int) -> list[Incident]:
+    return [incident(number, hosts=[f"ws{number % 3}", *(["rare-host"] if number % 97 == 5 else [])])
+            for number in range(count)]
+
+
+def expected_terms(records: list[Incident], fields: tuple[str, ...]) -> set[tuple[str, str, str, str]]:
+    """What the side table must hold, from the records themselves."""
+    return {(field, value, record.tenant, record.id)
+            for record in records for field in fields for value in getattr(record, field)}
+
+
+def stored_terms(store: SqliteStore) -> set[tuple[str, str, str, str]]:
+    return set(store.query("SELECT field, value, tenant, id FROM terms_incidents"))
+
+
+def write_previous_layout(path: Path, records: list[Incident]) -> None:
+    """A file as the previous version wrote it: tables and (field, id) indices only, no statistics,
+    no tenant-led indices, no side tables."""
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA)
+    for record_type in RECORD_TYPES:
+        conn.executescript(RECORD_SCHEMA.format(name=record_type.collection))
+        for field in INDEXED_RECORD_FIELDS:
+            if field in record_type.model_fields:
+                conn.execute(f"CREATE INDEX records_{record_type.collection}_{field} "
+                             f"ON records_{record_type.collection} ({json_value(field)}, id)")
+    conn.executemany("INSERT INTO records_incidents (id, tenant, version, doc) VALUES (?, ?, 1, ?)",
+                     [(r.id, r.tenant, r.model_dump_json()) for r in records])
+    conn.commit()
+    conn.close()
+
+
+def test_setup_migrates_a_file_of_the_previous_layout(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    records = incidents_for_layout(300)
+    write_previous_layout(path, records)
+    store = SqliteStore(f"sqlite:///{path}")
+    store.setup()
+    fields = store.incidents.term_fields  # type: ignore[attr-defined]
+    assert {"techniques", "hosts", "users", "tags"} <= set(fields) and "alert_ids" not in fields
+    assert stored_terms(store) == expected_terms(records, fields)
+    names = {row[0] for row in store.query("SELECT name FROM sqlite_master WHERE tbl_name = 'records_incidents'")}
+    assert {"records_incidents_tenant_created_at", "records_incidents_tenant_status_created_at",
+            "terms_incidents_insert", "terms_incidents_update", "terms_incidents_delete"} <= names
+    analyzed = {row[0] for row in store.query("SELECT DISTINCT tbl FROM sqlite_stat1")}
+    assert {"records_incidents", "terms_incidents"} <= analyzed
+    rare = RecordQuery.where({"hosts": "rare-host"}, sort="created_at", descending=True)
+    assert [item.record.id for item in store.incidents.list(Scope.of("agency-a"), rare).items] == [
+        r.id for r in sorted(records, key=lambda r: (r.created_at, r.id), reverse=True) if "rare-host" in r.hosts]
+    store.close()
+
+
+def test_setup_again_changes_nothing_and_analyzes_nothing_big(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    store = SqliteStore(url)
+    store.setup()
+    store.incidents.create_many(Scope.all(), incidents_for_layout(300))
+    store.close()
+    first = SqliteStore(url)
+    first.setup()  # the incidents were never analyzed: this does it
+    first.close()
+    again = SqliteStore(url)
+    statements: list[str] = []
+    again.connection().set_trace_callback(statements.append)
+    again.setup()
+    changes = [sql for sql in statements if sql.split()[0].upper() in ("INSERT", "DROP", "DELETE", "BEGIN")]
+    assert changes == []
+    assert not [sql for sql in statements if sql.startswith("ANALYZE") and "incidents" in sql]
+    again.close()
+
+
+def test_the_side_table_follows_every_write(sqlite_store: Store) -> None:
+    store = typing.cast(SqliteStore, sqlite_store)
+    fields = store.incidents.term_fields  # type: ignore[attr-defined]
+    records = incidents_for_layout(20)
+    store.incidents.create(Scope.all(), records[0])
+    assert store.incidents.create_many(Scope.all(), records) == 19  # the first one is taken already
+    assert stored_terms(store) == expected_terms(records, fields)
+    current = store.incidents.get(Scope.all(), records[3].id)
+    moved = current.record.model_copy(update={"hosts": ["dc01", "dc01"], "techniques": [], "users": ["ana"]})
+    store.incidents.update(Scope.all(), moved, current.version)
+    records[3] = moved
+    assert stored_terms(store) == expected_terms(records, fields)
+    with store.transaction() as conn:  # not an API operation, but the table must follow it too
+        conn.execute("DELETE FROM records_incidents WHERE id = ?", [records[4].id])
+    assert stored_terms(store) == expected_terms(records[:4] + records[5:], fields)
+
+
+def query_plan(store: SqliteStore, run: typing.Callable[[], object]) -> str:
+    """EXPLAIN QUERY PLAN of the last SELECT that ``run`` makes the store execute."""
+    statements: list[str] = []
+    conn = store.connection()
+    conn.set_trace_callback(statements.append)
+    try:
+        run()
+    finally:
+        conn.set_trace_callback(None)
+    sql = [s for s in statements if s.lstrip().upper().startswith("SELECT")][-1]
+    return " | ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+
+
+def test_a_tenant_queue_page_is_read_in_order_from_an_index(sqlite_store: Store) -> None:
+    store = typing.cast(SqliteStore, sqlite_store)
+    records = [*incidents_for_layout(400), *(incident(n, tenant="agency-b") for n in range(400))]
+    store.incidents.create_many(Scope.all(), records)
+    store.setup()  # statistics of the filled tables, as a restart would gather them
+    scope = Scope.of("agency-a")
+
+    def page(filters: dict[str, str], cursor: bool = False) -> typing.Callable[[], object]:
+        query = RecordQuery.where(filters, sort="created_at", descending=True, limit=10)
+        if cursor:
+            first = store.incidents.list(scope, query)
+            query = RecordQuery(**{**query.__dict__, "cursor": first.next_cursor})
+        return lambda: store.incidents.list(scope, query)
+
+    queue = query_plan(store, page({"status": "new"}, cursor=True))
+    assert "USING INDEX records_incidents_tenant_status_created_at (tenant=? AND <expr>=? AND <expr><?)" in queue
+    common = query_plan(store, page({"techniques": "T1110"}))  # 300 matches: walk the index, test membership
+    assert "USING INDEX records_incidents_tenant_created_at" in common and "json_each" not in common
+    rare = query_plan(store, page({"hosts": "rare-host"}))  # 4 matches: look each up
+    assert rare.startswith("CO-ROUTINE driver | SEARCH terms_incidents USING PRIMARY KEY")
+    for plan in (queue, common):
+        assert "TEMP B-TREE" not in plan
+
+
+def test_a_thread_that_ends_hands_its_connection_to_the_next(tmp_path: Path) -> None:
+    # The API's thread pool retires idle threads and starts new ones: connections must not pile up.
+    store = SqliteStore(f"sqlite:///{tmp_path / 'x.db'}")
+    store.setup()
+    store.incidents.create(Scope.all(), incident(1))
+    seen: list[sqlite3.Connection] = []
+
+    def work() -> None:
+        seen.append(store.connection())
+        assert store.incidents.get(Scope.all(), incident(1).id).record.title == "incident 1"
+
+    for _ in range(5):  # one after another: each finds the one before's connection idle
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+    assert len({id(conn) for conn in seen}) == 1
+    assert seen[0] is not store.connection()  # this thread keeps its own
+
+    together = threading.Barrier(3)
+    at_once: list[sqlite3.Connection] = []
+
+    def concurrent() -> None:
+        at_once.append(store.connection())
+        together.wait()  # all three alive at once: three different connections
+
+    threads = [threading.Thread(target=concurrent) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(conn) for conn in at_once}) == 3
+    store.close()
+    assert store.incidents.count(Scope.all(), RecordQuery()) == 1  # usable again after close: a new connection
+    store.close()

@@ -394,3 +394,69 @@ def test_the_largest_page_works_and_a_larger_one_is_refused(loaded: Store, event
         loaded.search_events(Scope.of(A), EventQuery(EVERYTHING), limit=5001)
     with pytest.raises(InvalidQuery, match="limit"):
         RecordQuery(limit=5001)
+
+
+def test_filter_by_event_id_finds_exactly_those_events(loaded: Store, events_a: list[Event],
+                                                       events_b: list[Event]) -> None:
+    chosen = events_a[::40] + events_b[:3]
+    query = EventQuery.where(EVERYTHING, {"event.id": [e.id for e in chosen]})
+    got = loaded.search_events(Scope.of(A), query, limit=5000).items
+    assert [e.id for e in got] == time_order([e for e in chosen if e.tenant == A])
+    assert loaded.count_events(Scope.all(), query) == len(chosen)
+    assert loaded.count_events(Scope.of(B), EventQuery.where(EVERYTHING, {"event.id": events_a[0].id})) == 0
+
+
+def test_get_many_returns_the_records_in_scope_in_the_order_asked(store: Store) -> None:
+    mine = [incident(number) for number in range(12)]
+    theirs = [incident(number, tenant=B) for number in range(4)]
+    store.incidents.create_many(Scope.all(), mine + theirs)
+    current = store.incidents.get(Scope.of(A), mine[7].id)
+    changed = store.incidents.update(Scope.of(A), current.record.model_copy(update={"assignee": "ana"}),
+                                     current.version)
+    # Over a thousand ids, most of them absent, so that every backend answers in several requests.
+    absent = [f"no-such-incident-{number}" for number in range(1100)]
+    asked = [mine[4].id, theirs[0].id, *absent[:600], mine[7].id, mine[4].id, *absent[600:], mine[0].id,
+             theirs[1].id]
+    got = store.incidents.get_many(Scope.of(A), asked)
+    assert [item.record.id for item in got] == [mine[4].id, mine[7].id, mine[0].id]
+    assert [(item.record, item.version) for item in got] == [
+        (current.record, current.version) for current in (store.incidents.get(Scope.of(A), record_id)
+                                                          for record_id in (mine[4].id, mine[7].id, mine[0].id))]
+    assert got[1].record.assignee == "ana" and got[1].version == changed.version
+    assert store.incidents.get_many(Scope.of(B), [record.id for record in mine]) == []
+    assert [item.record.id for item in store.incidents.get_many(Scope.of(A, B), asked)] == [
+        mine[4].id, theirs[0].id, mine[7].id, mine[0].id, theirs[1].id]
+    assert len(store.incidents.get_many(Scope.all(), asked)) == 5
+    assert store.incidents.get_many(Scope.of(), asked) == []
+    assert store.incidents.get_many(Scope.of(A), []) == []
+
+
+def test_list_field_filters_page_alike_for_common_and_rare_values(store: Store) -> None:
+    # 400 incidents: T1110 on three in four (a common value), T1003 on one in four, "rare-host" on three;
+    # tenant B holds the rare host too, and must never show up.
+    rare = {5, 150, 399}
+    mine = [incident(number, hosts=[f"ws{number % 3}", *(["rare-host"] if number in rare else [])])
+            for number in range(400)]
+    store.incidents.create_many(Scope.of(A), mine)
+    store.incidents.create_many(Scope.of(B), [incident(number, tenant=B, hosts=["rare-host"]) for number in range(5)])
+
+    def expected(filters: dict[str, list[str]], descending: bool) -> list[str]:
+        def holds(record: Incident) -> bool:
+            return all(set(values) & set(getattr(record, name) if isinstance(getattr(record, name), list)
+                                         else [getattr(record, name)]) for name, values in filters.items())
+
+        return [r.id for r in sorted((r for r in mine if holds(r)), key=lambda r: (r.created_at, r.id),
+                                     reverse=descending)]
+
+    cases: list[dict[str, list[str]]] = [
+        {"techniques": ["T1110"]}, {"techniques": ["T1003", "T1110"]}, {"hosts": ["rare-host"]},
+        {"hosts": ["rare-host"], "techniques": ["T1110"]}, {"techniques": ["T1003"], "status": ["new"]},
+        {"hosts": ["rare-host", "ws1"]}, {"hosts": ["nobody"]},
+    ]
+    for filters in cases:
+        for descending in (True, False):
+            query = RecordQuery.where(filters, sort="created_at", descending=descending, limit=40)
+            want = expected(filters, descending)
+            assert walk(store, Scope.of(A), query) == want, (filters, descending)
+            assert store.incidents.count(Scope.of(A), query) == len(want), filters
+    assert len(expected({"techniques": ["T1110"]}, True)) == 300 and len(expected({"hosts": ["rare-host"]}, True)) == 3

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -33,6 +33,7 @@ from elasticsearch import (
     NotFoundError,
     UnsupportedProductError,
 )
+from elasticsearch.serializer import OrjsonSerializer
 
 from civicsoc.errors import AlreadyExists, NotFound, StoreError, StoreUnavailable, VersionConflict
 from civicsoc.event import Event, format_timestamp
@@ -50,6 +51,7 @@ from civicsoc.store.base import (
     Scope,
     Store,
     Terms,
+    TimeRange,
     Versioned,
     check_field_name,
     check_limit,
@@ -65,6 +67,10 @@ OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^)\]'\"]+)|(certificate verify failed[
 TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
 EVENT_SORT = ("@timestamp", "event.id")
 MATCH_NOTHING: dict[str, Any] = {"bool": {"must_not": {"match_all": {}}}}
+MAX_NAMED_INDICES = 64
+"""Up to this many daily event indices (tenants x days) a read names one by one instead of by pattern."""
+GET_MANY_CHUNK = 1000
+"""Ids per ``mget`` of ``get_many``: a bounded request body whatever the caller asks for."""
 
 
 def redact_url(url: str) -> str:
@@ -146,7 +152,8 @@ class ElasticsearchStore(Store):
             options["ca_certs"] = str(ca_file)
         if url.startswith("https://"):
             options["verify_certs"] = verify_certs
-        self.client = Elasticsearch(url, **options)
+        # orjson instead of the standard library: an incident page or a timeline is a few hundred kB of JSON.
+        self.client = Elasticsearch(url, serializer=OrjsonSerializer(), **options)
         self.refresh_records = refresh_records
         self._open_collections(EsRecords)
 
@@ -159,10 +166,24 @@ class ElasticsearchStore(Store):
     def event_index(self, tenant: str, moment: datetime) -> str:
         return f"{self.prefix}-events-{tenant}.{moment.astimezone(UTC).strftime(DAY_FORMAT)}"
 
-    def event_indices(self, scope: Scope) -> str:
+    def event_indices(self, scope: Scope, time: TimeRange | None = None) -> str:
+        """The event indices a read in ``scope`` (and within ``time``) needs.
+
+        Within a time range of a few days the daily indices are named one by one (missing ones are
+        ignored): a tenant has one per day, hundreds over a retention period, and a search over a pattern
+        asks every one of their shards whether it could match before the few that can answer.
+        """
+        tenants = ["*"] if scope.tenants is None else sorted(scope.tenants)
+        if time is not None and tenants:
+            first = time.start.astimezone(UTC).date()
+            last = max(first, (time.end - timedelta(microseconds=1)).astimezone(UTC).date())
+            days = (last - first).days + 1
+            if days * len(tenants) <= MAX_NAMED_INDICES:
+                return ",".join(f"{self.prefix}-events-{tenant}.{(first + timedelta(days=n)).strftime(DAY_FORMAT)}"
+                                for tenant in tenants for n in range(days))
         if scope.tenants is None:
             return f"{self.prefix}-events-*"
-        return ",".join(f"{self.prefix}-events-{tenant}.*" for tenant in sorted(scope.tenants)) or self.events_alias
+        return ",".join(f"{self.prefix}-events-{tenant}.*" for tenant in tenants) or self.events_alias
 
     def call(self, action: str, fn: Any, **kwargs: Any) -> Any:
         """Run one client call; turn transport and API failures into one-line store errors."""
@@ -248,8 +269,8 @@ class ElasticsearchStore(Store):
         filters.extend(_terms(field, values) for field, values in query.filters.items())
         return {"bool": {"filter": filters}}
 
-    def _search_options(self, scope: Scope) -> dict[str, Any]:
-        return {"index": self.event_indices(scope), "ignore_unavailable": True, "allow_no_indices": True}
+    def _search_options(self, scope: Scope, query: EventQuery) -> dict[str, Any]:
+        return {"index": self.event_indices(scope, query.time), "ignore_unavailable": True, "allow_no_indices": True}
 
     def search_events(self, scope: Scope, query: EventQuery, *, limit: int = 100, cursor: str | None = None,
                       descending: bool = False) -> Page[Event]:
@@ -263,7 +284,7 @@ class ElasticsearchStore(Store):
         }
         if cursor is not None:
             body["search_after"] = decode_cursor(cursor, "@timestamp", descending)
-        response = self.call("search events", self.client.search, **self._search_options(scope), **body)
+        response = self.call("search events", self.client.search, **self._search_options(scope, query), **body)
         hits = response["hits"]["hits"]
         events = [Event.from_document(hit["_source"]) for hit in hits[:limit]]
         next_cursor = encode_cursor("@timestamp", descending, hits[limit - 1]["sort"]) if len(hits) > limit else None
@@ -272,7 +293,7 @@ class ElasticsearchStore(Store):
     def iter_events(self, scope: Scope, query: EventQuery, *, batch_size: int = 1000) -> Iterator[Event]:
         """A point in time keeps the view fixed while batches are read, however long that takes."""
         try:
-            pit = self.client.open_point_in_time(index=self.event_indices(scope), keep_alive="2m",
+            pit = self.client.open_point_in_time(index=self.event_indices(scope, query.time), keep_alive="2m",
                                                  ignore_unavailable=True)
         except NotFoundError:
             return  # no event index of these tenants exists yet
@@ -319,7 +340,7 @@ class ElasticsearchStore(Store):
                                     "sort": [{field: {"order": "asc"}} for field in EVENT_SORT]}
             if search_after is not None:
                 body["search_after"] = search_after
-            response = self.call("search events", self.client.search, **self._search_options(scope), **body)
+            response = self.call("search events", self.client.search, **self._search_options(scope, query), **body)
             hits = response["hits"]["hits"]
             for hit in hits:
                 yield Event.from_document(hit["_source"])
@@ -328,7 +349,7 @@ class ElasticsearchStore(Store):
             search_after = hits[-1]["sort"]
 
     def count_events(self, scope: Scope, query: EventQuery) -> int:
-        response = self.call("count events", self.client.count, **self._search_options(scope),
+        response = self.call("count events", self.client.count, **self._search_options(scope, query),
                              query=self._event_query(scope, query))
         return response["count"]
 
@@ -341,7 +362,7 @@ class ElasticsearchStore(Store):
             if seconds < 1 or aggregation.interval != timedelta(seconds=seconds):
                 raise StoreError(self.url, "date histogram: the interval must be a whole number of seconds")
             agg = {"date_histogram": {"field": "@timestamp", "fixed_interval": f"{seconds}s", "min_doc_count": 1}}
-        response = self.call("aggregate events", self.client.search, **self._search_options(scope),
+        response = self.call("aggregate events", self.client.search, **self._search_options(scope, query),
                              query=self._event_query(scope, query), size=0, aggs={"result": agg})
         # no index of the scope exists yet → no "aggregations" in the response at all
         buckets = response.body.get("aggregations", {}).get("result", {}).get("buckets", [])
@@ -435,6 +456,21 @@ class EsRecords(RecordCollection[R]):
         record = self.record_type.model_validate(response["_source"])
         scope.require(self.name, record_id, record.tenant)
         return Versioned(record, _version(response["_seq_no"], response["_primary_term"]))
+
+    def get_many(self, scope: Scope, record_ids: Iterable[str]) -> list[Versioned[R]]:
+        wanted = list(dict.fromkeys(record_ids))
+        found: list[Versioned[R]] = []
+        for start in range(0, len(wanted), GET_MANY_CHUNK):
+            # mget reads like get (real time, no refresh needed); a missing id or index is a doc without "found".
+            response = self.store.call(f"get {self.name}", self.store.client.mget, index=self.index,
+                                       ids=wanted[start:start + GET_MANY_CHUNK])
+            for doc in response["docs"]:
+                if not doc.get("found"):
+                    continue
+                record = self.record_type.model_validate(doc["_source"])
+                if scope.allows(record.tenant):
+                    found.append(Versioned(record, _version(doc["_seq_no"], doc["_primary_term"])))
+        return found
 
     def update(self, scope: Scope, record: R, expected_version: str) -> Versioned[R]:
         self.check_tenant(scope, record)

@@ -5,6 +5,14 @@ one transaction, committed with ``synchronous=FULL`` by default, so what ``appen
 as stored survives a killed process and a power cut. Documents are kept as JSON and queried with
 SQLite's JSON functions; the columns that every query needs (id, tenant, time, version) are real
 columns with indices.
+
+Records have expression indices on the fields lists sort and filter by, each also led by ``tenant``
+(and by ``tenant, status`` where a record has one) so that one tenant's page is read in order from the
+index, never sorted from the whole table. The elements of list fields (an incident's techniques, hosts,
+users ...) are kept in a side table ``terms_<collection>`` (field, value, tenant, id) that triggers
+maintain in the same transaction as every insert, update and delete, whoever writes the file.
+``setup`` migrates older files (creates what is missing, fills the side tables) and refreshes the
+planner's statistics where they are missing or stale.
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 import typing
-from collections.abc import Iterator, Sequence
+import weakref
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +58,10 @@ from civicsoc.store.base import (
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROS_PER_DAY = 86_400_000_000
 RETENTION_CHUNK = 10_000
+GET_MANY_CHUNK = 500
+"""Ids per ``IN (...)`` of ``get_many``: well under SQLite's limit on bound parameters."""
+EVENT_ID_FIELD = "event.id"
+"""An event's id inside its document, equal to the ``id`` column."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -70,6 +84,16 @@ CREATE TABLE IF NOT EXISTS records_{name} (
 );
 CREATE INDEX IF NOT EXISTS records_{name}_tenant ON records_{name} (tenant);
 """
+
+TERMS_SCHEMA = """CREATE TABLE {terms} (
+    field TEXT NOT NULL,
+    value NOT NULL,
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (field, value, tenant, id)
+) WITHOUT ROWID"""
+"""One row per element of a record's list fields. ``value`` has no type, so a list's numbers stay numbers
+and its strings strings: a filter compares them exactly as ``json_each`` does."""
 
 
 def to_micros(moment: datetime) -> int:
@@ -97,6 +121,55 @@ INDEXED_RECORD_FIELDS = ("created_at", "updated_at", "timestamp", "first_seen", 
 """Record fields with an expression index (when the record type has them): the sorts of the triage
 lists and the filters that look up an incident's alerts, comments and playbook runs."""
 
+TENANT_SORT_FIELDS = ("created_at", "updated_at", "timestamp", "first_seen", "last_seen", "seq")
+"""Time fields lists are sorted by. Each gets a (tenant, field, id) index, and a (tenant, status, field, id)
+one where the record has a status: a tenant's queue (filtered by status or not) is then read in order
+from an index and stops after one page, instead of sorting every record of the tenant."""
+
+UNTERMED_LIST_FIELDS = frozenset({"alert_ids", "event_ids"})
+"""List fields left out of the side table: long id lists, looked up from the other side (an alert's
+``incident_id``), whose term rows would outnumber all the others. Filters on them still work (json_each)."""
+
+DRIVE_LIMIT = 256
+"""A list-field filter matching fewer records than this drives the query (look up each match, sort them);
+one matching more is checked while the sort index is walked in order. SQLite's statistics know only the
+average number of records per value, not this value's (no STAT4 in the stock build), so ``list`` counts
+up to this many matches itself (at most ``DRIVE_LIMIT`` index steps). Driving costs a record read per match;
+walking costs an index step per record passed, about ``page size * records / matches`` of them when the
+matches are spread over time, and never more than the tenant's records, read from the index alone."""
+
+STATS_GROWTH = 2.0
+"""Setup re-analyzes a table that grew more than this factor since its statistics were gathered."""
+
+
+def _list_elements(fields: Sequence[str], record: str, *, scan: bool = False) -> str:
+    """SQL selecting ``(field, value, tenant, id)`` for every element of the list ``fields`` of ``record``:
+    a trigger's ``NEW`` or ``OLD`` row, or (``scan``) every row of the table named ``record``."""
+    names = ", ".join(f"'{check_field_name(name)}'" for name in fields)
+    source = f"{record}, " if scan else ""
+    return (f"SELECT f.key, j.value, {record}.tenant, {record}.id FROM {source}json_each({record}.doc) AS f, "
+            f"json_each(f.value) AS j "
+            f"WHERE f.key IN ({names}) AND f.type = 'array' AND j.type NOT IN ('object', 'array', 'null')")
+
+
+def terms_definition(table: str, terms: str, fields: Sequence[str]) -> dict[str, str]:
+    """The side table of ``table``'s list ``fields`` and the triggers that keep it equal to the documents,
+    by name, exactly as ``sqlite_master`` keeps them (so setup can tell whether they changed).
+
+    Triggers rather than code in ``create``/``update``: they run inside the writing statement's transaction,
+    for every writer of the file (``create_many`` included, and a process of another civicsoc version)."""
+    new = _list_elements(fields, "NEW")
+    old = _list_elements(fields, "OLD")
+    insert_new = f"INSERT OR IGNORE INTO {terms} (field, value, tenant, id) {new};"
+    delete_old = f"DELETE FROM {terms} WHERE (field, value, tenant, id) IN ({old});"
+    return {
+        terms: TERMS_SCHEMA.format(terms=terms),
+        f"{terms}_insert": f"CREATE TRIGGER {terms}_insert AFTER INSERT ON {table} BEGIN {insert_new} END",
+        f"{terms}_update": f"CREATE TRIGGER {terms}_update AFTER UPDATE OF doc, tenant ON {table} "
+                           f"BEGIN {delete_old} {insert_new} END",
+        f"{terms}_delete": f"CREATE TRIGGER {terms}_delete AFTER DELETE ON {table} BEGIN {delete_old} END",
+    }
+
 
 def path_from_url(url: str) -> Path:
     """``sqlite:///relative.db`` is relative to the working directory, ``sqlite:////abs.db`` absolute
@@ -107,6 +180,10 @@ def path_from_url(url: str) -> Path:
     if not rest:
         raise StoreError(url, "the URL names no database file")
     return Path(rest)
+
+
+class _ThreadToken:
+    """Lives in a thread's locals only so that its finalizer tells when the thread has ended."""
 
 
 class _Where:
@@ -148,20 +225,40 @@ class SqliteStore(Store):
         self._busy_timeout = busy_timeout
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
+        self._idle: list[sqlite3.Connection] = []
+        """Connections of threads that ended, for the next new thread."""
         self._lock = threading.Lock()
         self._open_collections(SqliteRecords)
 
     # connection handling -------------------------------------------------------------------
 
     def connection(self) -> sqlite3.Connection:
-        """One connection per thread: sqlite3 connections must not be shared across threads."""
+        """One connection per thread at a time: a connection must not be used by two threads at once.
+
+        A thread's connection goes back to the store when the thread ends, for the next new thread: the
+        API's thread pool (anyio) retires threads idle for 10 s and starts new ones, and a connection per
+        new thread would mean a cold page cache and statement cache each time, and connections piling up
+        until ``close``.
+        """
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
             with self._lock:
-                self._connections.append(conn)
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                conn = self._connect()
+                with self._lock:
+                    self._connections.append(conn)
+            self._local.conn = conn
+            # The thread's locals go when the thread ends, and with them this token, whose finalizer
+            # hands the connection back.
+            self._local.token = token = _ThreadToken()
+            weakref.finalize(token, self._release, conn)
         return conn
+
+    def _release(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            if any(conn is managed for managed in self._connections):  # not closed by ``close`` meanwhile
+                self._idle.append(conn)
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -204,17 +301,79 @@ class SqliteStore(Store):
     # Store ---------------------------------------------------------------------------------
 
     def setup(self) -> None:
+        """Create or migrate the schema, then refresh missing or stale planner statistics.
+
+        On a file of an older version this adds the indices and side tables it lacks (a one-off that
+        reads every record; minutes on millions); later calls find everything in place and cost a few
+        milliseconds."""
         conn = self.connection()
         try:
             conn.executescript(SCHEMA)
-            for collection in self.collections:
+            for collection in self._record_collections():
                 conn.executescript(RECORD_SCHEMA.format(name=collection.name))
-                for field in INDEXED_RECORD_FIELDS:
-                    if field in collection.record_type.model_fields:
-                        conn.execute(f"CREATE INDEX IF NOT EXISTS records_{collection.name}_{field} "
-                                     f"ON records_{collection.name} ({json_value(field)}, id)")
+                for name, columns in collection.index_definitions().items():
+                    conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {collection.table} ({columns})")
+                self._migrate_terms(conn, collection)
+            self._refresh_statistics(conn)
         except sqlite3.Error as exc:
             raise StoreUnavailable(self.url, f"cannot create the schema in {self.path} ({exc})") from None
+
+    def _record_collections(self) -> list[SqliteRecords[Any]]:
+        return [typing.cast(SqliteRecords[Any], collection) for collection in self.collections]
+
+    def _migrate_terms(self, conn: sqlite3.Connection, collection: SqliteRecords[Any]) -> None:
+        """(Re)build a side table and its triggers unless they exist exactly as this version defines them."""
+        if not collection.term_fields:
+            return
+        wanted = terms_definition(collection.table, collection.terms, collection.term_fields)
+
+        def current() -> dict[str, str]:
+            marks = ",".join("?" * len(wanted))
+            return dict(conn.execute(f"SELECT name, sql FROM sqlite_master WHERE name IN ({marks})", list(wanted)))
+
+        if current() == wanted:
+            return
+        with self.transaction():
+            if current() == wanted:  # another process migrated it while we waited for the write lock
+                return
+            for name in wanted:
+                if name != collection.terms:
+                    conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+            conn.execute(f"DROP TABLE IF EXISTS {collection.terms}")
+            for sql in wanted.values():
+                conn.execute(sql)
+            # In key order: appending to the b-tree is several times faster than inserting all over it.
+            rows = _list_elements(collection.term_fields, collection.table, scan=True)
+            conn.execute(f"INSERT OR IGNORE INTO {collection.terms} (field, value, tenant, id) {rows} "
+                         "ORDER BY 1, 2, 3, 4")
+
+    def _refresh_statistics(self, conn: sqlite3.Connection) -> None:
+        """ANALYZE the tables whose statistics are missing (new tables and indices) or stale (the table
+        grew ``STATS_GROWTH`` times since): without them SQLite guesses how selective a tenant or a
+        status is, and guesses wrong on big files. Counting rows is avoided: ``max(rowid)`` is one seek."""
+        has_stats = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone() is not None
+        analyzed: dict[str, set[str]] = defaultdict(set)
+        analyzed_rows: dict[str, int] = {}
+        if has_stats:
+            for table, index, stat in conn.execute("SELECT tbl, idx, stat FROM sqlite_stat1"):
+                analyzed[table].add(index)
+                analyzed_rows[table] = int(str(stat).split()[0])
+        indices: dict[str, set[str]] = defaultdict(set)
+        for table, index in conn.execute("SELECT tbl_name, name FROM sqlite_master WHERE type = 'index'"):
+            indices[table].add(index)
+        stale: list[str] = []
+        for collection in [None, *self._record_collections()]:
+            table = "events" if collection is None else collection.table
+            size = conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] or 0
+            grown = size > STATS_GROWTH * max(analyzed_rows.get(table, 0), 100)
+            if grown or not indices[table] <= analyzed[table]:
+                stale.append(table)
+                if collection is not None and collection.term_fields:
+                    stale.append(collection.terms)
+            elif collection is not None and collection.term_fields and collection.terms not in analyzed:
+                stale.append(collection.terms)
+        for table in stale:
+            conn.execute(f"ANALYZE {table}")
 
     def ping(self) -> None:
         self.query("SELECT 1")
@@ -224,6 +383,7 @@ class SqliteStore(Store):
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+            self._idle.clear()
         self._local = threading.local()
 
     def append_events(self, events: Sequence[Event]) -> BulkResult:
@@ -251,7 +411,12 @@ class SqliteStore(Store):
         where.add("ts >= ? AND ts < ?", to_micros(query.time.start), to_micros(query.time.end))
         where.scope(scope)
         for field, values in query.filters.items():
-            where.any_equal(field, values)
+            if field == EVENT_ID_FIELD and all(isinstance(value, str) for value in values):
+                # The id column holds event.id (an Event's invariant): its unique index finds each event,
+                # where the JSON path would parse every document of the time range.
+                where.add(f"id IN ({','.join('?' * len(values))})", *values)
+            else:
+                where.any_equal(field, values)
         return where
 
     def search_events(self, scope: Scope, query: EventQuery, *, limit: int = 100, cursor: str | None = None,
@@ -317,8 +482,28 @@ class SqliteRecords(RecordCollection[R]):
         super().__init__(record_type)
         self.store = store
         self.table = f"records_{self.name}"
-        self._scalars = frozenset(name for name, info in record_type.model_fields.items()
+        self.terms = f"terms_{self.name}"
+        fields = record_type.model_fields
+        self._scalars = frozenset(name for name, info in fields.items()
                                   if typing.get_origin(info.annotation) is not list)
+        self.term_fields: tuple[str, ...] = tuple(sorted(
+            name for name, info in fields.items()
+            if typing.get_origin(info.annotation) is list and name not in record_type.unindexed
+            and name not in UNTERMED_LIST_FIELDS))
+        """The list fields whose elements the side table ``terms`` holds."""
+
+    def index_definitions(self) -> dict[str, str]:
+        """Index name → indexed columns, for the fields of ``INDEXED_RECORD_FIELDS`` this record type has."""
+        fields = self.record_type.model_fields
+        definitions = {f"{self.table}_{field}": f"{json_value(field)}, id"
+                       for field in INDEXED_RECORD_FIELDS if field in fields}
+        for field in TENANT_SORT_FIELDS:
+            if field in fields:
+                definitions[f"{self.table}_tenant_{field}"] = f"tenant, {json_value(field)}, id"
+                if "status" in fields:
+                    definitions[f"{self.table}_tenant_status_{field}"] = \
+                        f"tenant, {json_value('status')}, {json_value(field)}, id"
+        return definitions
 
     def _load(self, doc: str) -> R:
         return self.record_type.model_validate_json(doc)
@@ -337,11 +522,10 @@ class SqliteRecords(RecordCollection[R]):
         for record in records:
             self.check_tenant(scope, record)
         with self.store.transaction() as conn:
-            before = conn.total_changes
-            conn.executemany(f"INSERT INTO {self.table} (id, tenant, version, doc) VALUES (?, ?, 1, ?) "
-                             "ON CONFLICT (id) DO NOTHING",
-                             [(r.id, r.tenant, r.model_dump_json()) for r in records])
-            return conn.total_changes - before
+            # rowcount, not total_changes: the latter also counts the side-table rows the triggers write.
+            return conn.executemany(f"INSERT INTO {self.table} (id, tenant, version, doc) VALUES (?, ?, 1, ?) "
+                                    "ON CONFLICT (id) DO NOTHING",
+                                    [(r.id, r.tenant, r.model_dump_json()) for r in records]).rowcount
 
     def get(self, scope: Scope, record_id: str) -> Versioned[R]:
         rows = self.store.query(f"SELECT tenant, version, doc FROM {self.table} WHERE id = ?", [record_id])
@@ -349,6 +533,19 @@ class SqliteRecords(RecordCollection[R]):
             raise NotFound(self.name, record_id)
         _, version, doc = rows[0]
         return Versioned(self._load(doc), str(version))
+
+    def get_many(self, scope: Scope, record_ids: Iterable[str]) -> list[Versioned[R]]:
+        wanted = list(dict.fromkeys(record_ids))
+        found: dict[str, Versioned[R]] = {}
+        for start in range(0, len(wanted), GET_MANY_CHUNK):
+            chunk = wanted[start:start + GET_MANY_CHUNK]
+            where = _Where()
+            where.add(f"id IN ({','.join('?' * len(chunk))})", *chunk)
+            where.scope(scope)
+            for record_id, version, doc in self.store.query(
+                    f"SELECT id, version, doc FROM {self.table} WHERE {where.sql()}", where.params):
+                found[record_id] = Versioned(self._load(doc), str(version))
+        return [found[record_id] for record_id in wanted if record_id in found]
 
     def update(self, scope: Scope, record: R, expected_version: str) -> Versioned[R]:
         self.check_tenant(scope, record)
@@ -365,12 +562,32 @@ class SqliteRecords(RecordCollection[R]):
                          (version + 1, record.model_dump_json(), record.id))
         return Versioned(record, str(version + 1))
 
-    def _where(self, scope: Scope, query: RecordQuery, *, sorted_: bool = True) -> _Where:
+    def _term_ids(self, scope: Scope, field: str, values: Sequence[Any], *,
+                  column: str = "id") -> tuple[str, list[Any]]:
+        """``SELECT <column> FROM terms ...`` for the records whose list ``field`` holds one of ``values``,
+        and its parameters."""
+        where = _Where()
+        where.add(f"field = ? AND value IN ({','.join('?' * len(values))})", field, *values)
+        where.scope(scope)
+        return f"SELECT {column} FROM {self.terms} WHERE {where.sql()}", where.params
+
+    def _where(self, scope: Scope, query: RecordQuery, *, sorted_: bool = True, driver: str | None = None,
+               joined: bool = False) -> _Where:
+        """The conditions of ``query``. A list-field filter is a lookup in the side table: the ``driver`` (see
+        ``_driving_filter``) one SQLite may start from, or that ``list`` joins (``joined``: left out here);
+        the others are membership tests only (unary ``+`` keeps SQLite from starting from them), so that it
+        reads a sort or time index instead of every record of a common value."""
         self.check_query(query, sorted_=sorted_)
         where = _Where()
         where.scope(scope)
         for field, values in query.filters.items():
-            where.any_equal(field, values, scalar=field in self._scalars)
+            if field in self.term_fields:
+                if field == driver and joined:
+                    continue
+                ids, params = self._term_ids(scope, field, values)
+                where.add(f"{'' if field == driver else '+'}{self.table}.id IN ({ids})", *params)
+            else:
+                where.any_equal(field, values, scalar=field in self._scalars)
         if query.text is not None and self.record_type.text_field is not None:
             where.add("instr(lower(json_extract(doc, ?)), ?) > 0", json_path(self.record_type.text_field),
                       query.text.lower())
@@ -380,18 +597,38 @@ class SqliteRecords(RecordCollection[R]):
                       format_timestamp(query.time.end))
         return where
 
+    def _driving_filter(self, scope: Scope, query: RecordQuery) -> str | None:
+        """The list-field filter matching fewest records, if fewer than ``DRIVE_LIMIT`` (see there)."""
+        best, fewest = None, DRIVE_LIMIT
+        for field, values in query.filters.items():
+            if field in self.term_fields:
+                ids, params = self._term_ids(scope, field, values, column="1")
+                matches = self.store.query(f"SELECT count(*) FROM ({ids} LIMIT ?)", [*params, DRIVE_LIMIT])[0][0]
+                if matches < fewest:
+                    best, fewest = field, matches
+        return best
+
     def list(self, scope: Scope, query: RecordQuery) -> Page[Versioned[R]]:
-        where = self._where(scope, query)
+        self.check_query(query)
+        driver = self._driving_filter(scope, query)
+        where = self._where(scope, query, driver=driver, joined=True)
+        source, source_params = self.table, []
+        if driver is not None:
+            # CROSS JOIN fixes the order: the few matching ids first, then each record by its primary key.
+            ids, source_params = self._term_ids(scope, driver, query.filters[driver], column="DISTINCT id AS term_id")
+            source = f"({ids}) AS driver CROSS JOIN {self.table} ON {self.table}.id = driver.term_id"
         sort_key = json_value(query.sort)
         if query.cursor is not None:
             after_key, after_id = decode_cursor(query.cursor, query.sort, query.descending)
             op = "<" if query.descending else ">"
+            # The first condition is implied by the second; it is there as a range the sort index can seek to.
+            where.add(f"{sort_key} {op}= ?", after_key)
             where.add(f"({sort_key} {op} ? OR ({sort_key} = ? AND id {op} ?))", after_key, after_key, after_id)
         order = "DESC" if query.descending else "ASC"
         rows = self.store.query(
-            f"SELECT {sort_key} AS sort_key, id, version, doc FROM {self.table} WHERE {where.sql()} "
+            f"SELECT {sort_key} AS sort_key, id, version, doc FROM {source} WHERE {where.sql()} "
             f"ORDER BY {sort_key} {order}, id {order} LIMIT ?",
-            [*where.params, query.limit + 1],
+            [*source_params, *where.params, query.limit + 1],
         )
         items = [Versioned(self._load(doc), str(version)) for _, _, version, doc in rows[: query.limit]]
         next_cursor = None
@@ -401,11 +638,13 @@ class SqliteRecords(RecordCollection[R]):
         return Page(items, next_cursor)
 
     def count(self, scope: Scope, query: RecordQuery) -> int:
-        where = self._where(scope, query, sorted_=False)
+        self.check_query(query, sorted_=False)
+        where = self._where(scope, query, sorted_=False, driver=self._driving_filter(scope, query))
         return self.store.query(f"SELECT COUNT(*) FROM {self.table} WHERE {where.sql()}", where.params)[0][0]
 
     def count_by(self, scope: Scope, query: RecordQuery, field: str, *, size: int = 100) -> list[Bucket]:
-        where = self._where(scope, query, sorted_=False)
+        self.check_query(query, sorted_=False)
+        where = self._where(scope, query, sorted_=False, driver=self._driving_filter(scope, query))
         # json_each yields a list's elements, or a scalar once: one query for both kinds of field.
         rows = self.store.query(
             f"SELECT value, COUNT(*) AS n FROM {self.table}, json_each({self.table}.doc, ?) "
