@@ -18,9 +18,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from civicsoc.errors import AlreadyExists
 from civicsoc.event import Event
-from civicsoc.records import Severity
+from civicsoc.records import Alert, Severity
 from civicsoc.store import EventQuery, Scope, Store
 from collectors.base import CollectorContext, DeadLetter
 from collectors.sources import FileKind, FileReport, read_files
@@ -30,6 +29,9 @@ from detection.findings import Finding, findings_from_matches
 from detection.incidents import IncidentGrouper
 from detection.rules import RuleSet
 from detection.suppression import Suppressions, load_suppressions
+
+ALERT_BATCH = 500
+"""Alerts a store hunt groups into incidents at a time (``IncidentGrouper.add_batch``)."""
 
 
 @dataclass
@@ -121,6 +123,15 @@ def hunt_store(store: Store, scope: Scope, query: EventQuery, rules: RuleSet, *,
 
         findings = hunt_events(scanned(), rules, min_level=min_level)
     grouper = IncidentGrouper(store) if create_alerts else None
+    pending: list[Alert] = []
+
+    def flush() -> None:
+        if grouper is not None and pending:
+            result = grouper.add_batch(pending)
+            summary.alerts_created += result.created
+            summary.alerts_known += result.known
+            pending.clear()
+
     for finding in findings:
         summary.matches += 1
         if suppressions.check_finding(finding) is not None:
@@ -130,13 +141,9 @@ def hunt_store(store: Store, scope: Scope, query: EventQuery, rules: RuleSet, *,
             on_finding(finding)
         if grouper is None:
             continue
-        alert = alert_from_events(finding.rule, list(finding.events), origin="hunt")
-        try:
-            store.alerts.create(Scope.all(), alert)
-            summary.alerts_created += 1
-        except AlreadyExists:
-            summary.alerts_known += 1
-            continue
-        grouper.add(alert.id)
+        pending.append(alert_from_events(finding.rule, list(finding.events), origin="hunt"))
+        if len(pending) >= ALERT_BATCH:
+            flush()
+    flush()
     summary.seconds = time.perf_counter() - started
     return summary

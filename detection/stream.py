@@ -1,9 +1,10 @@
 """The streaming hook: every event on its way to the store goes through the rules.
 
 ``StreamDetector`` is the shipper's ``detection`` callable. Matches become alerts (an alert's id
-hashes rule and event, so a replayed batch raises nothing twice) and alerts are grouped into
-incidents at once. It runs in the shipper's delivery thread, before the batch is stored: a crash
-after the alerts and before the events only means the replay finds the alerts already there.
+hashes rule and event, so a replayed batch raises nothing twice) and the batch's alerts are grouped
+into incidents at once, in a few writes per batch rather than per alert. It runs in the shipper's
+delivery thread, before the batch is stored: a crash after the alerts and before the events only
+means the replay finds the alerts already there.
 
 A finding of a rule its tenant disabled, or that an active exception covers, raises no alert and is
 counted as suppressed (``detection.suppression``). The tenants' choices are read through a
@@ -20,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from civicsoc.errors import AlreadyExists
 from civicsoc.event import Event
+from civicsoc.records import Alert
 from civicsoc.store import Scope, Store
 from detection.alerts import alert_from_events
 from detection.engine import IndexedEngine
@@ -62,29 +63,35 @@ class StreamDetector:
     def __call__(self, events: Sequence[Event]) -> None:
         # Events of a batch arrive in source order; correlations expect event-time order per source,
         # which a batch of one source keeps.
+        alerts: list[Alert] = []
         for event in sorted(events, key=lambda e: (e.timestamp, e.id)):
             self.counters.events += 1
             for match in self.engine.match(event):
                 self.counters.matches += 1
                 if match.rule.generates_alerts:
-                    self._raise(Finding(match.rule, (event,)))
+                    alerts.extend(self._alert(Finding(match.rule, (event,))))
                 for finding in self.correlator.feed(match, None):
-                    self._raise(finding)
+                    alerts.extend(self._alert(finding))
+        if alerts:
+            self._store(alerts)
 
-    def _raise(self, finding: Finding) -> None:
+    def _alert(self, finding: Finding) -> list[Alert]:
         if self.suppressions.current().check_finding(finding) is not None:
             self.counters.suppressed += 1
-            return
-        alert = alert_from_events(finding.rule, list(finding.events))
-        try:
-            self.store.alerts.create(Scope.all(), alert)
-        except AlreadyExists:
-            self.counters.known_alerts += 1
-            return
-        self.counters.alerts += 1
-        incident = self.grouper.add(alert.id)
-        if self.playbooks is not None:
-            from playbooks.service import attach_matching  # only where playbooks are served
+            return []
+        return [alert_from_events(finding.rule, list(finding.events))]
 
-            attached = attach_matching(self.store, self.playbooks, incident, tags=finding.rule.tags)
+    def _store(self, alerts: list[Alert]) -> None:
+        """The batch's alerts into their incidents in a few writes (``IncidentGrouper.add_batch``), then
+        the playbooks of every incident that opened or grew."""
+        result = self.grouper.add_batch(alerts)
+        self.counters.alerts += result.created
+        self.counters.known_alerts += result.known
+        if self.playbooks is None:
+            return
+        from playbooks.service import attach_matching  # only where playbooks are served
+
+        for incident_id, incident in result.incidents.items():
+            tags = sorted({tag for alert in result.received[incident_id] for tag in alert.tags})
+            attached = attach_matching(self.store, self.playbooks, incident, tags=tags)
             self.counters.playbooks_attached += len(attached)

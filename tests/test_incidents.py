@@ -4,7 +4,7 @@ policy computed independently (connected components over the documented relation
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from civicsoc.store.sqlite import SqliteStore
 from collectors.base import CollectorContext
 from collectors.evtx import read_evtx
 from detection.entities import entities_of, linking_users
-from detection.incidents import DEFAULT_WINDOW, IncidentGrouper
+from detection.incidents import DEFAULT_WINDOW, IncidentGrouper, batch_components, merged_windows
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "evtx-attack-samples"
 LEVELS = list(Severity)
@@ -68,13 +68,19 @@ def group_all(store: Store, alerts: list[Alert]) -> set[frozenset[str]]:
     for alert in alerts:
         store.alerts.create(Scope.all(), alert)
         grouper.add(alert.id)
+    return stored_partition(store, alerts)
+
+
+def stored_partition(store: Store, alerts: list[Alert]) -> set[frozenset[str]]:
+    """The alert groups of the open incidents, after checking that every alert is in exactly one and
+    points at the incident that holds it."""
     store.refresh()
     incidents = store.incidents.list(Scope.all(), RecordQuery(sort="created_at", limit=5000)).items
     open_ones = [i.record for i in incidents if i.record.status != IncidentStatus.duplicate]
-    # every alert points at the incident that holds it
     for incident in open_ones:
         for alert_id in incident.alert_ids:
             assert store.alerts.get(Scope.all(), alert_id).record.incident_id == incident.id
+    assert sum(len(i.alert_ids) for i in open_ones) == len({a.id for a in alerts})
     return {frozenset(i.alert_ids) for i in open_ones}
 
 
@@ -130,3 +136,77 @@ def test_a_resolved_incident_takes_no_new_alerts(sqlite_store: Store, alerts: li
                                   current.version)
     sqlite_store.alerts.create(Scope.all(), b)
     assert grouper.add(b.id).id != incident.id
+
+
+# --- batches: a shipper batch's alerts grouped in a few writes ---------------------------------------------
+
+
+def group_in_batches(store: Store, alerts: list[Alert], seed: int) -> set[frozenset[str]]:
+    """Feed ``alerts`` through ``add_batch`` in random batch sizes; the same checks as ``group_all``."""
+    grouper = IncidentGrouper(store)
+    rng = random.Random(seed)
+    start = 0
+    while start < len(alerts):
+        size = rng.randint(1, 60)
+        grouper.add_batch(alerts[start:start + size])
+        start += size
+    return stored_partition(store, alerts)
+
+
+def test_batch_components_are_the_policys_groups(alerts: list[Alert]) -> None:
+    expected = expected_partition(alerts, DEFAULT_WINDOW)
+    found = {frozenset(a.id for a in group) for group in batch_components(alerts, DEFAULT_WINDOW)}
+    assert found == expected
+    shuffled = alerts[:]
+    random.Random(3).shuffle(shuffled)
+    groups = batch_components(shuffled, DEFAULT_WINDOW)
+    assert {frozenset(a.id for a in group) for group in groups} == expected
+    for group in groups:  # each group in time order, groups by their first alert
+        assert [a.timestamp for a in group] == sorted(a.timestamp for a in group)
+    assert [g[0].timestamp for g in groups] == sorted(g[0].timestamp for g in groups)
+
+
+def test_merged_windows_cover_exactly_the_alerts_within_the_window() -> None:
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    # 0 h and 3 h overlap ([-2, 2] and [1, 5]); 7 h's [5, 9] starts where [1, 5] ends, so it joins them;
+    # 12 h's [10, 14] starts after 9 and stands alone, and so does 20 h's [18, 22].
+    assert merged_windows([t0 + 3 * hour, t0, t0 + 7 * hour, t0 + 20 * hour, t0 + 12 * hour], 2 * hour) == [
+        (t0 - 2 * hour, t0 + 9 * hour), (t0 + 10 * hour, t0 + 14 * hour), (t0 + 18 * hour, t0 + 22 * hour)]
+
+
+def test_batched_grouping_equals_the_policy_on_each_backend(store: Store, alerts: list[Alert]) -> None:
+    subset = alerts[:120]
+    shuffled = subset[:]
+    random.Random(5).shuffle(shuffled)
+    assert group_in_batches(store, shuffled, seed=5) == expected_partition(subset, DEFAULT_WINDOW)
+
+
+def test_batched_and_single_grouping_agree_whatever_the_batches(alerts: list[Alert], tmp_path: Path) -> None:
+    expected = expected_partition(alerts, DEFAULT_WINDOW)
+    for seed in (1, 2):
+        store = SqliteStore(f"sqlite:///{tmp_path / f'b{seed}.db'}")
+        store.setup()
+        shuffled = alerts[:]
+        random.Random(seed).shuffle(shuffled)
+        assert group_in_batches(store, shuffled, seed) == expected
+
+
+def test_a_replayed_batch_adds_nothing_and_a_crash_between_writes_is_repaired(sqlite_store: Store,
+                                                                            alerts: list[Alert]) -> None:
+    host = alerts[0].hosts[0]
+    batch = [a for a in alerts if host in a.hosts][:20]
+    grouper = IncidentGrouper(sqlite_store)
+    # A crash after the incident was written and before its alerts were: the incident exists, no alert does.
+    [group, *_] = batch_components(batch, DEFAULT_WINDOW)
+    crashed = grouper._place(group)
+    assert sqlite_store.alerts.get_many(Scope.all(), [a.id for a in group]) == []
+    first = grouper.add_batch(batch)
+    assert (first.created, first.known) == (len(batch), 0)
+    again = grouper.add_batch(batch)
+    assert (again.created, again.known) == (0, len(batch))
+    incidents = [i.record for i in sqlite_store.incidents.list(Scope.all(), RecordQuery(limit=100)).items]
+    holding = [i for i in incidents if set(i.alert_ids) & {a.id for a in group}]
+    assert [i.id for i in holding] == [crashed.id]  # the replay joined the incident, never a second one
+    assert set(holding[0].alert_ids) == {a.id for a in group}
+    assert {sqlite_store.alerts.get(Scope.all(), a.id).record.incident_id for a in group} == {crashed.id}
