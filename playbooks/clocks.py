@@ -310,5 +310,5 @@ def incident_deadlines(incident: Incident, followed: Iterable[tuple[PlaybookRun,
 
 def next_deadline(deadlines: Iterable[Deadline]) -> Deadline | None:
     """The earliest deadline still to be met: open ones, and missed ones not done yet (overdue)."""
-    pending = [d for d in deadlines if d.done_at is None and d.status != DeadlineStatus.met]
+    pending = [d for d in deadlines if d.done_at is None]  # met needs a done time; open and overdue have none
     return min(pending, key=lambda d: (d.due_at, d.key), default=None)

@@ -109,8 +109,9 @@ def incident_case(store: Store, library: PlaybookLibrary | None, scope: Scope, i
     alerts = triage.incident_alerts(store, scope, incident)
     runs = load_runs(store, scope, [incident.id]).get(incident.id, [])
     submissions = load_submissions(store, scope, [incident.id]).get(incident.id, [])
+    tenant = _tenants(store, scope, [incident.tenant])[incident.tenant]  # one read for its name and regime
     facts = incident_facts(incident, runs, _playbooks(library), now, submissions=submissions,
-                           regime=tenant_regimes(store, scope, [incident.tenant])[incident.tenant])
-    return IncidentCase(facts=facts, tenant_name=tenant_names(store, scope, [incident.tenant])[incident.tenant],
+                           regime=tenant.notification_regime if tenant else NotificationRegime.eu)
+    return IncidentCase(facts=facts, tenant_name=tenant.name if tenant else incident.tenant,
                         alerts=tuple(alerts), comments=tuple(triage.comments(store, scope, incident.id)),
                         events=tuple(triage.timeline(store, scope, alerts)))
