@@ -57,12 +57,13 @@ def create_app(store: Store, *, ruleset: Any = None, playbooks: Any = None) -> F
     return app
 
 
-def _describe_playbooks(services: Services, scope: Any, incident: Any,
-                        submissions: Any = ()) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _describe_playbooks(services: Services, detail: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The incident page's playbook runs and deadlines from what ``triage.incident_detail`` read."""
     from civicsoc.records import utcnow
-    from playbooks.service import incident_progress
+    from playbooks.service import describe_progress
 
-    runs, deadlines = incident_progress(services.store, services.playbooks, scope, incident, utcnow(), submissions)
+    runs, deadlines = describe_progress(services.playbooks, detail.incident.record, detail.runs, detail.regime,
+                                        utcnow(), detail.submissions)
     return runs, [deadline.as_dict() for deadline in deadlines]
 
 

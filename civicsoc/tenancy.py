@@ -8,7 +8,7 @@ from __future__ import annotations
 from civicsoc import audit
 from civicsoc.errors import NotFound, VersionConflict
 from civicsoc.records import NotificationRegime, Tenant
-from civicsoc.store import Scope, Store
+from civicsoc.store import Page, RecordQuery, RecordRead, Scope, Store, Versioned
 
 RETRIES = 8
 
@@ -19,6 +19,16 @@ def notification_regime(store: Store, tenant: str) -> NotificationRegime:
         return store.records(Tenant).get(Scope.of(tenant), tenant).record.notification_regime
     except NotFound:
         return NotificationRegime.eu
+
+
+def tenant_read(tenant: str) -> RecordRead[Tenant]:
+    """The tenant's record as a read to send with others (``Store.read_together``); see ``regime_of``."""
+    return RecordRead(Tenant, RecordQuery.where({"id": tenant}, sort="id", limit=1))
+
+
+def regime_of(page: Page[Versioned[Tenant]]) -> NotificationRegime:
+    """The regime in the page ``tenant_read`` asked for; ``eu`` when the tenant has no record."""
+    return page.items[0].record.notification_regime if page.items else NotificationRegime.eu
 
 
 def set_notification_regime(store: Store, scope: Scope, tenant: str, regime: NotificationRegime | str,

@@ -28,10 +28,16 @@ from civicsoc.records import (
     Comment,
     Incident,
     IncidentStatus,
+    NotificationRegime,
+    PlaybookRun,
+    Record,
     Severity,
+    Submission,
     utcnow,
 )
-from civicsoc.store import EventQuery, RecordQuery, Scope, Store, TimeRange, Versioned
+from civicsoc.store import EventQuery, EventRead, Page, RecordQuery, RecordRead, Scope, Store, TimeRange, Versioned
+from civicsoc.store.base import MAX_PAGE, R
+from civicsoc.tenancy import regime_of, tenant_read
 
 FORWARD = [IncidentStatus.new, IncidentStatus.acknowledged, IncidentStatus.investigating,
            IncidentStatus.contained, IncidentStatus.resolved]
@@ -150,9 +156,21 @@ def add_comment(store: Store, scope: Scope, actor: str, incident_id: str, text: 
     return comment
 
 
+INCIDENT_RECORD_ORDER: dict[type[Record], str] = {Comment: "created_at", PlaybookRun: "id",
+                                                  Submission: "submitted_at"}
+"""Records kept per incident, and the field each is shown in order of (oldest first)."""
+
+
+def of_incident(record_type: type[R], incident_id: str) -> RecordRead[R]:
+    """All of an incident's records of one kind (comments, playbook runs, submissions) on one page."""
+    query = RecordQuery.where({"incident_id": incident_id}, sort=INCIDENT_RECORD_ORDER[record_type],
+                              descending=False, limit=MAX_PAGE)
+    return RecordRead(record_type, query)
+
+
 def comments(store: Store, scope: Scope, incident_id: str) -> list[Comment]:
-    query = RecordQuery.where({"incident_id": incident_id}, sort="created_at", descending=False, limit=5000)
-    return [item.record for item in store.records(Comment).list(scope, query).items]
+    read = of_incident(Comment, incident_id)
+    return [item.record for item in store.records(Comment).list(scope, read.query).items]
 
 
 # merge and split --------------------------------------------------------------------------------
@@ -269,10 +287,16 @@ def set_alert_status(store: Store, scope: Scope, actor: str, alert_id: str, stat
 
 @dataclass(frozen=True, slots=True)
 class IncidentDetail:
+    """Everything the incident page shows, read in three round trips: the incident, its alerts, then
+    the rest together (``Store.read_together``)."""
+
     incident: Versioned[Incident]
     alerts: list[Alert]
     timeline: list[Event]
     comments: list[Comment]
+    submissions: list[Submission]
+    runs: list[Versioned[PlaybookRun]]
+    regime: NotificationRegime
 
 
 def incident_alerts(store: Store, scope: Scope, incident: Incident) -> list[Alert]:
@@ -282,24 +306,37 @@ def incident_alerts(store: Store, scope: Scope, incident: Incident) -> list[Aler
     return sorted(found, key=lambda a: (a.timestamp, a.id))
 
 
-def timeline(store: Store, scope: Scope, alerts: list[Alert]) -> list[Event]:
-    """The events behind the alerts, in time order (correlation alerts bring all of theirs)."""
+def timeline_reads(alerts: list[Alert]) -> list[EventRead]:
+    """The searches for the events behind the alerts, 500 ids each."""
     event_ids = sorted({event_id for alert in alerts for event_id in alert.event_ids})
     if not event_ids:
         return []
     start = min(a.timestamp for a in alerts) - timedelta(days=1)  # correlation events precede their alert
     end = max(a.timestamp for a in alerts) + timedelta(days=1)
-    events: list[Event] = []
-    for chunk in range(0, len(event_ids), 500):
-        wanted = event_ids[chunk:chunk + 500]
-        query = EventQuery.where(TimeRange(start, end), {"event.id": wanted})
-        # An id names one event at most: asking for more would only make Elasticsearch size its per-shard
-        # queues for 5,000 hits.
-        events.extend(store.search_events(scope, query, limit=len(wanted)).items)
+    # An id names one event at most: asking for more than the ids would only make Elasticsearch size its
+    # per-shard queues for 5,000 hits.
+    return [EventRead(EventQuery.where(TimeRange(start, end), {"event.id": wanted}), limit=len(wanted))
+            for wanted in (event_ids[chunk:chunk + 500] for chunk in range(0, len(event_ids), 500))]
+
+
+def timeline_of(pages: Iterable[Page[Event]]) -> list[Event]:
+    """The timeline from the pages ``timeline_reads`` asked for: time order, at most ``TIMELINE_LIMIT``."""
+    events = [event for page in pages for event in page.items]
     return sorted(events, key=lambda e: (e.timestamp, e.id))[:TIMELINE_LIMIT]
+
+
+def timeline(store: Store, scope: Scope, alerts: list[Alert]) -> list[Event]:
+    """The events behind the alerts, in time order (correlation alerts bring all of theirs)."""
+    return timeline_of(store.read_together(scope, timeline_reads(alerts)))
 
 
 def incident_detail(store: Store, scope: Scope, incident_id: str) -> IncidentDetail:
     current = store.incidents.get(scope, incident_id)
     alerts = incident_alerts(store, scope, current.record)
-    return IncidentDetail(current, alerts, timeline(store, scope, alerts), comments(store, scope, incident_id))
+    events = timeline_reads(alerts)
+    *event_pages, comment_page, submission_page, run_page, tenant_page = store.read_together(scope, [
+        *events, of_incident(Comment, incident_id), of_incident(Submission, incident_id),
+        of_incident(PlaybookRun, incident_id), tenant_read(current.record.tenant)])
+    return IncidentDetail(current, alerts, timeline_of(event_pages), [item.record for item in comment_page.items],
+                          [item.record for item in submission_page.items], list(run_page.items),
+                          regime_of(tenant_page))

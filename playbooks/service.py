@@ -28,10 +28,11 @@ from typing import Any, TypeVar
 from civicsoc import audit
 from civicsoc.errors import AlreadyExists, NotFound, VersionConflict
 from civicsoc.event import format_timestamp
-from civicsoc.records import Incident, PlaybookRun, Record, StepStatus, Submission, utcnow
+from civicsoc.records import Incident, NotificationRegime, PlaybookRun, Record, StepStatus, Submission, utcnow
 from civicsoc.store import RecordCollection, RecordQuery, Scope, Store, Versioned
 from civicsoc.store.base import MAX_PAGE
 from civicsoc.tenancy import notification_regime
+from civicsoc.triage import of_incident
 from playbooks.clocks import (
     Deadline,
     RegulatoryFlags,
@@ -189,8 +190,7 @@ def set_step(store: Store, scope: Scope, run_id: str, step_id: str, status: Step
 
 def runs_for_incident(store: Store, scope: Scope, incident_id: str) -> list[Versioned[PlaybookRun]]:
     """Every run on an incident, detached ones included, by playbook id."""
-    query = RecordQuery.where({"incident_id": incident_id}, sort="id", descending=False, limit=1000)
-    return list(_runs(store).list(scope, query).items)
+    return list(_runs(store).list(scope, of_incident(PlaybookRun, incident_id).query).items)
 
 
 def regulatory_flags(store: Store, incident: Incident, runs: Iterable[PlaybookRun], playbooks: Iterable[Playbook],
@@ -210,17 +210,16 @@ def _followed(library: PlaybookLibrary, runs: Iterable[PlaybookRun]) -> list[tup
     return followed
 
 
-def incident_progress(store: Store, library: PlaybookLibrary, scope: Scope, incident: Incident,
-                      now: datetime, submissions: Iterable[Submission] = ()) -> tuple[list[dict[str, Any]],
-                                                                                     list[Deadline]]:
+def describe_progress(library: PlaybookLibrary, incident: Incident, runs: Sequence[Versioned[PlaybookRun]],
+                      regime: NotificationRegime, now: datetime,
+                      submissions: Iterable[Submission] = ()) -> tuple[list[dict[str, Any]], list[Deadline]]:
     """An incident's playbook runs (with each step's instructions, progress and due time) and every
-    deadline that applies to it, regulatory ones first: what the incident page shows. ``submissions``:
-    its recorded regulatory submissions (``playbooks.submissions.list_submissions``)."""
-    runs = runs_for_incident(store, scope, incident.id)
+    deadline that applies to it, regulatory ones first: what the incident page shows. Pure: the page
+    reads the runs, the tenant's regime and the submissions together with the rest (``triage.incident_detail``)."""
     versions = {current.record.id: current.version for current in runs}
     followed = _followed(library, [current.record for current in runs])
-    flags = regulatory_flags(store, incident, [run for run, _ in followed],
-                             [p for _, p in followed if p is not None], submissions)
+    flags = flags_of(incident, [run for run, _ in followed], [p for _, p in followed if p is not None],
+                     submissions, regime)
     deadlines, by_run = incident_deadlines(incident, followed, flags, now)
     described = []
     for run, playbook in followed:

@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 from civicsoc import audit
 from civicsoc.event import format_timestamp
 from civicsoc.records import Incident, Submission, utcnow
-from civicsoc.store import RecordQuery, Scope, Store
+from civicsoc.store import Scope, Store
+from civicsoc.triage import of_incident
 from playbooks.clocks import regulatory_deadlines
 from playbooks.model import Clock, PlaybookError
 from playbooks.service import regulatory_flags
@@ -88,5 +89,5 @@ def record_submission(store: Store, scope: Scope, incident_id: str, clock: Clock
 
 def list_submissions(store: Store, scope: Scope, incident_id: str) -> list[Submission]:
     """An incident's submissions, oldest send time first."""
-    query = RecordQuery.where({"incident_id": incident_id}, sort="submitted_at", descending=False, limit=1000)
-    return [item.record for item in store.records(Submission).list(scope, query).items]
+    read = of_incident(Submission, incident_id)
+    return [item.record for item in store.records(Submission).list(scope, read.query).items]

@@ -14,17 +14,20 @@ import pytest
 from bench.sample_events import otrf_events
 from civicsoc.errors import AlreadyExists, InvalidQuery, NotFound, TenantDenied, VersionConflict
 from civicsoc.event import Event, event_id
-from civicsoc.records import AuditRecord, Incident, IncidentStatus, Severity
+from civicsoc.records import AuditRecord, Incident, IncidentStatus, NotificationRegime, Severity, Tenant
 from civicsoc.store import (
     Bucket,
     DateHistogram,
     EventQuery,
+    EventRead,
     RecordQuery,
+    RecordRead,
     Scope,
     Store,
     Terms,
     TimeRange,
 )
+from civicsoc.tenancy import regime_of, tenant_read
 
 A, B = "agency-a", "agency-b"
 EVERYTHING = TimeRange(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
@@ -460,3 +463,52 @@ def test_list_field_filters_page_alike_for_common_and_rare_values(store: Store) 
             assert walk(store, Scope.of(A), query) == want, (filters, descending)
             assert store.incidents.count(Scope.of(A), query) == len(want), filters
     assert len(expected({"techniques": ["T1110"]}, True)) == 300 and len(expected({"hosts": ["rare-host"]}, True)) == 3
+
+
+def test_read_together_answers_each_read_as_if_asked_alone(loaded: Store, events_a: list[Event],
+                                                           events_b: list[Event]) -> None:
+    made = [incident(number) for number in range(9)] + [incident(number, tenant=B) for number in range(3)]
+    loaded.incidents.create_many(Scope.all(), made)
+    current = loaded.incidents.get(Scope.of(A), made[4].id)
+    loaded.incidents.update(Scope.of(A), current.record.model_copy(update={"assignee": "ana"}), current.version)
+    loaded.records(Tenant).create(Scope.all(), Tenant(id=A, tenant=A, name="Agency A",
+                                                      notification_regime=NotificationRegime.us_federal))
+    chosen = events_a[::50] + events_b[:4]
+    newest_three = RecordQuery.where({"status": "new"}, sort="created_at", descending=True, limit=3)
+    reads = [
+        RecordRead(Incident, newest_three),
+        EventRead(EventQuery.where(EVERYTHING, {"event.id": [e.id for e in chosen]}), limit=len(chosen)),
+        RecordRead(Incident, RecordQuery.where({"assignee": "ana"}, sort="id")),
+        tenant_read(A),
+        tenant_read(B),  # no record: an empty page
+        RecordRead(Incident, RecordQuery.where({"status": "no-such-status"}, sort="id")),
+    ]
+    newest, events, assigned, tenant_a, tenant_b, nothing = loaded.read_together(Scope.of(A), reads)
+
+    new_in_a = sorted((r for r in made if r.tenant == A and r.status == IncidentStatus.new),
+                      key=lambda r: (r.created_at, r.id), reverse=True)
+    assert [item.record.id for item in newest.items] == [r.id for r in new_in_a[:3]]
+    assert [item.version for item in newest.items] == [loaded.incidents.get(Scope.of(A), item.record.id).version
+                                                       for item in newest.items]
+    rest = loaded.incidents.list(Scope.of(A), RecordQuery(**{**newest_three.__dict__, "cursor": newest.next_cursor}))
+    assert [item.record.id for item in rest.items] == [r.id for r in new_in_a[3:6]]
+    assert [e.id for e in events.items] == time_order([e for e in chosen if e.tenant == A])
+    assert events.next_cursor is None
+    assert [(item.record.id, item.record.assignee) for item in assigned.items] == [(made[4].id, "ana")]
+    assert regime_of(tenant_a) == NotificationRegime.us_federal
+    assert tenant_b.items == [] and regime_of(tenant_b) == NotificationRegime.eu
+    assert nothing.items == [] and nothing.next_cursor is None
+    # another tenant's scope sees only its own, whatever is asked
+    newest_b, assigned_b, tenant_a_from_b = loaded.read_together(Scope.of(B), [reads[0], reads[2], reads[3]])
+    assert [item.record.id for item in newest_b.items] == [
+        r.id for r in sorted((r for r in made if r.tenant == B and r.status == IncidentStatus.new),
+                             key=lambda r: (r.created_at, r.id), reverse=True)][:3]
+    assert newest_b.items and assigned_b.items == [] and tenant_a_from_b.items == []
+    assert loaded.read_together(Scope.of(A), []) == []
+
+
+def test_read_together_refuses_an_invalid_read(store: Store) -> None:
+    with pytest.raises(InvalidQuery, match="no searchable field"):
+        store.read_together(Scope.all(), [tenant_read(A), RecordRead(Incident, RecordQuery.where({"nonsense": "x"}))])
+    with pytest.raises(InvalidQuery, match="limit"):
+        store.read_together(Scope.all(), [EventRead(EventQuery(EVERYTHING), limit=5001)])

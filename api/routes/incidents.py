@@ -88,14 +88,13 @@ def list_incidents(
 def get_incident(incident_id: str, principal: Reader, services: ServicesDep, response: Response) -> IncidentDetailOut:
     detail = triage.incident_detail(services.store, principal.scope, incident_id)
     response.headers["ETag"] = etag(detail.incident.version)
-    submissions = list_submissions(services.store, principal.scope, incident_id)
     playbooks, deadlines = [], []
     if (describe := services.extra.get("describe_playbooks")) is not None:
-        playbooks, deadlines = describe(services, principal.scope, detail.incident.record, submissions)
+        playbooks, deadlines = describe(services, detail)
     return IncidentDetailOut(
         incident=incident_out(detail.incident), alerts=detail.alerts,
         timeline=[EventOut(id=e.id, tenant=e.tenant, timestamp=e.timestamp, fields=e.fields) for e in detail.timeline],
-        comments=detail.comments, playbooks=playbooks, deadlines=deadlines, submissions=submissions,
+        comments=detail.comments, playbooks=playbooks, deadlines=deadlines, submissions=detail.submissions,
     )
 
 

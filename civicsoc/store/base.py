@@ -164,6 +164,22 @@ class Versioned(Generic[R]):
 
 
 @dataclass(frozen=True, slots=True)
+class RecordRead(Generic[R]):
+    """One page of one record collection, read together with others (``Store.read_together``)."""
+
+    record_type: type[R]
+    query: RecordQuery
+
+
+@dataclass(frozen=True, slots=True)
+class EventRead:
+    """One page of events, read together with others (``Store.read_together``)."""
+
+    query: EventQuery
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """An event the store refused for good (e.g. a mapping conflict): dead-letter material."""
 
@@ -388,6 +404,17 @@ class Store(ABC):
 
     def refresh(self) -> None:  # noqa: B027 - deliberately a no-op by default
         """Make every acknowledged write visible to searches (a no-op where that is already so)."""
+
+    def read_together(self, scope: Scope, reads: Sequence[RecordRead[Any] | EventRead]) -> list[Page[Any]]:
+        """Independent reads answered together, in the order asked: a page of records for a ``RecordRead``
+        (as ``records(...).list``), a page of events for an ``EventRead`` (as ``search_events``).
+
+        A page that needs several lookups (the incident page: timeline, comments, playbook runs,
+        submissions, tenant) pays one round trip instead of one each where the backend can batch them;
+        Elasticsearch does (one multi-search, run in parallel on the node). Here: one after another.
+        """
+        return [self.records(read.record_type).list(scope, read.query) if isinstance(read, RecordRead)
+                else self.search_events(scope, read.query, limit=read.limit) for read in reads]
 
     def iter_events(self, scope: Scope, query: EventQuery, *, batch_size: int = 1000) -> Iterator[Event]:
         """Every matching event in time order, fetched a batch at a time (never all in memory)."""

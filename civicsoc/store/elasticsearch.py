@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -42,10 +43,12 @@ from civicsoc.store.base import (
     BulkResult,
     DateHistogram,
     EventQuery,
+    EventRead,
     Page,
     R,
     RecordCollection,
     RecordQuery,
+    RecordRead,
     Rejection,
     RetentionResult,
     Scope,
@@ -84,6 +87,15 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"{parts.username}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
+def describe_error_body(status: int | None, error: dict[str, Any]) -> str:
+    """One line from an Elasticsearch error object (a failed request's, or one item's of a multi-search)."""
+    text = f"HTTP {status}: {error.get('type')}: {error.get('reason')}"
+    causes = error.get("root_cause") or []
+    if causes and causes[0].get("reason") != error.get("reason"):
+        text += f" ({causes[0].get('type')}: {causes[0].get('reason')})"
+    return text
+
+
 def describe_error(exc: Exception) -> str:
     """One line on why a call failed, without the client's multi-line reprs."""
     if isinstance(exc, AuthenticationException):
@@ -95,11 +107,7 @@ def describe_error(exc: Exception) -> str:
     if isinstance(exc, ApiError):
         error = exc.body.get("error") if isinstance(exc.body, dict) else None
         if isinstance(error, dict):
-            text = f"HTTP {exc.meta.status}: {error.get('type')}: {error.get('reason')}"
-            causes = error.get("root_cause") or []
-            if causes and causes[0].get("reason") != error.get("reason"):
-                text += f" ({causes[0].get('type')}: {causes[0].get('reason')})"
-            return text
+            return describe_error_body(exc.meta.status, error)
         return f"HTTP {exc.meta.status}: {exc.message}"
     if isinstance(exc, ConnectionTimeout):
         return "cannot connect (timed out)"
@@ -272,8 +280,8 @@ class ElasticsearchStore(Store):
     def _search_options(self, scope: Scope, query: EventQuery) -> dict[str, Any]:
         return {"index": self.event_indices(scope, query.time), "ignore_unavailable": True, "allow_no_indices": True}
 
-    def search_events(self, scope: Scope, query: EventQuery, *, limit: int = 100, cursor: str | None = None,
-                      descending: bool = False) -> Page[Event]:
+    def _events_body(self, scope: Scope, query: EventQuery, limit: int, cursor: str | None,
+                     descending: bool) -> dict[str, Any]:
         check_limit(limit)
         order = "desc" if descending else "asc"
         body: dict[str, Any] = {
@@ -284,11 +292,47 @@ class ElasticsearchStore(Store):
         }
         if cursor is not None:
             body["search_after"] = decode_cursor(cursor, "@timestamp", descending)
-        response = self.call("search events", self.client.search, **self._search_options(scope, query), **body)
+        return body
+
+    @staticmethod
+    def _events_page(response: Any, limit: int, descending: bool = False) -> Page[Event]:
         hits = response["hits"]["hits"]
         events = [Event.from_document(hit["_source"]) for hit in hits[:limit]]
         next_cursor = encode_cursor("@timestamp", descending, hits[limit - 1]["sort"]) if len(hits) > limit else None
         return Page(events, next_cursor)
+
+    def search_events(self, scope: Scope, query: EventQuery, *, limit: int = 100, cursor: str | None = None,
+                      descending: bool = False) -> Page[Event]:
+        body = self._events_body(scope, query, limit, cursor, descending)
+        response = self.call("search events", self.client.search, **self._search_options(scope, query), **body)
+        return self._events_page(response, limit, descending)
+
+    def read_together(self, scope: Scope, reads: Sequence[RecordRead[Any] | EventRead]) -> list[Page[Any]]:
+        """One multi-search: the node runs the searches in parallel and answers them in one response.
+
+        Every query is built (and refused if invalid) before anything is sent; a search that fails in
+        the node fails the whole read, naming which one.
+        """
+        searches: list[dict[str, Any]] = []
+        readers: list[tuple[str, Callable[[Any], Page[Any]]]] = []
+        for read in reads:
+            if isinstance(read, RecordRead):
+                collection = cast(EsRecords[Any], self.records(read.record_type))
+                searches += [{"index": collection.index}, collection.list_body(scope, read.query)]
+                readers.append((f"list {collection.name}", partial(collection.page_of, query=read.query)))
+            else:
+                options = self._search_options(scope, read.query)
+                searches += [options, self._events_body(scope, read.query, read.limit, None, False)]
+                readers.append(("search events", partial(self._events_page, limit=read.limit)))
+        if not searches:
+            return []
+        response = self.call("read together", self.client.msearch, searches=searches)
+        pages: list[Page[Any]] = []
+        for (action, read_page), item in zip(readers, response["responses"], strict=True):
+            if "error" in item:
+                raise StoreError(self.url, f"{action}: {describe_error_body(item.get('status'), item['error'])}")
+            pages.append(read_page(item))
+        return pages
 
     def iter_events(self, scope: Scope, query: EventQuery, *, batch_size: int = 1000) -> Iterator[Event]:
         """A point in time keeps the view fixed while batches are read, however long that takes."""
@@ -399,7 +443,10 @@ class EsRecords(RecordCollection[R]):
 
     def setup(self) -> None:
         client = self.store.client
-        settings = {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}}
+        settings: dict[str, Any] = {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}}
+        if (order := self.record_type.stored_order) is not None:
+            # Only at creation: an index made before keeps working, unsorted (slower first pages).
+            settings["index"]["sort"] = {"field": [order, "id"], "order": ["desc", "desc"]}
         mappings = record_mappings(self.record_type)
         exists = self.store.call(f"check index {self.index}", client.indices.exists, index=self.index)
         if exists:
@@ -505,7 +552,8 @@ class EsRecords(RecordCollection[R]):
             filters.append({"wildcard": {self.record_type.text_field: {"value": pattern, "case_insensitive": True}}})
         return {"bool": {"filter": filters}}
 
-    def list(self, scope: Scope, query: RecordQuery) -> Page[Versioned[R]]:
+    def list_body(self, scope: Scope, query: RecordQuery) -> dict[str, Any]:
+        """The search of one page of ``list`` (also sent within ``read_together``'s multi-search)."""
         order = "desc" if query.descending else "asc"
         body: dict[str, Any] = {
             "query": self._query(scope, query),
@@ -516,7 +564,14 @@ class EsRecords(RecordCollection[R]):
         }
         if query.cursor is not None:
             body["search_after"] = decode_cursor(query.cursor, query.sort, query.descending)
-        response = self.store.call(f"list {self.name}", self.store.client.search, index=self.index, **body)
+        return body
+
+    def list(self, scope: Scope, query: RecordQuery) -> Page[Versioned[R]]:
+        response = self.store.call(f"list {self.name}", self.store.client.search, index=self.index,
+                                   **self.list_body(scope, query))
+        return self.page_of(response, query)
+
+    def page_of(self, response: Any, query: RecordQuery) -> Page[Versioned[R]]:
         hits = response["hits"]["hits"]
         items = [
             Versioned(self.record_type.model_validate(hit["_source"]), _version(hit["_seq_no"], hit["_primary_term"]))
