@@ -98,19 +98,23 @@ def serve(
     rules: RulesOption = None,
     syslog_port: Annotated[int, typer.Option(help="Built-in syslog receiver port (UDP and TCP), 0 to turn it off")]
     = 5514,
+    workers: Annotated[int, typer.Option(min=1, max=64, help=(
+        "API worker processes. With more than one, the pipeline and syslog receiver stay in this process "
+        "and each worker answers API requests on the same store (for many analysts, mainly on Elasticsearch)"))]
+    = 1,
 ) -> None:
     """Run the API with the streaming pipeline and a syslog receiver, on the configured store
     (the embedded SQLite store by default). The first start creates a tenant and an admin token."""
     import logging
+    import os
     import signal
 
     import uvicorn
 
-    from api.app import create_app, freeze_long_lived_objects
+    from api.serving import served_app, worker_environment
     from civicsoc import server
     from civicsoc.store import open_store
     from playbooks.loader import load_playbooks
-    from reports.redaction import load_key
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = settings()
@@ -131,23 +135,27 @@ def serve(
     if syslog_port:
         detector = _detector_with_playbooks(ruleset, store, library)
         builtin = server.start_builtin_collector(config, store, detector, host=bind_host, port=syslog_port)
-        state = builtin.collector.states["syslog"]
-        if state.status == "failed":
-            err.print(f"[red]syslog receiver failed:[/red] {state.error}", highlight=False)
+        receiver = builtin.collector.states["syslog"]
+        if receiver.status == "failed":
+            err.print(f"[red]syslog receiver failed:[/red] {receiver.error}", highlight=False)
         else:
             err.print(f"syslog on {bind_host}:{syslog_port} (UDP and TCP) for tenant {config.default_tenant!r}; "
                       f"try: logger -n {bind_host} -P {syslog_port} 'hello civicsoc'", highlight=False)
-    err.print(f"API on {url}  (health: {url}/healthz, docs: {url}/docs)", highlight=False)
+    err.print(f"API on {url}  (health: {url}/healthz, docs: {url}/docs)"
+              + (f" in {workers} worker processes" if workers > 1 else ""), highlight=False)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal to the handler it found:
     # make that one a no-op, so the built-in collector still drains what it read before the process ends.
+    # (With workers, uvicorn's supervisor takes the signals, stops the workers and returns here.)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: None)
     try:
-        app_ = create_app(store, ruleset=ruleset, playbooks=library)
-        app_.state.services.extra["redaction_key"] = load_key(config.data_dir)
-        freeze_long_lived_objects()
-        uvicorn.run(app_, host=bind_host, port=bind_port,
-                    log_level="info", log_config=_logs_on_stderr(uvicorn))
+        if workers == 1:
+            uvicorn.run(served_app(config, store, ruleset, library), host=bind_host, port=bind_port,
+                        log_level="info", log_config=_logs_on_stderr(uvicorn))
+        else:
+            os.environ.update(worker_environment(state.config, state.store, rules))
+            uvicorn.run("api.serving:build_worker_app", factory=True, workers=workers, host=bind_host,
+                        port=bind_port, log_level="info", log_config=_logs_on_stderr(uvicorn))
     finally:
         if builtin is not None:
             builtin.close()

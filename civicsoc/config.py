@@ -36,7 +36,7 @@ ENV_ALIASES = {
     "CIVICSOC_DATA_DIR": ("data_dir",),
     "CIVICSOC_TENANT": ("default_tenant",),
 }
-ENV_IGNORED = {"CIVICSOC_CONFIG"}
+ENV_IGNORED = {"CIVICSOC_CONFIG", "CIVICSOC_SERVE_WORKER"}  # the latter: see api.serving
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 

@@ -38,9 +38,9 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[str] | None = None
 
-    def start(self) -> str:
+    def start(self, *options: str) -> str:
         self.process = subprocess.Popen(
-            [*CIVICSOC, "serve", "--port", str(self.port), "--syslog-port", str(self.syslog_port)],
+            [*CIVICSOC, "serve", "--port", str(self.port), "--syslog-port", str(self.syslog_port), *options],
             env=self.env, cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -114,3 +114,49 @@ def test_serve_from_first_start_to_an_incident(server: Server, tmp_path: Path) -
 
     returncode, stdout, stderr = server.stop()
     assert returncode == 0 and stdout.strip() == "", "a restart must not print a second token"
+
+
+def spawned_workers(pid: int) -> list[int]:
+    """The uvicorn worker processes of ``pid`` (multiprocessing spawns them with ``spawn_main``)."""
+    workers = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # after "pid (comm) state"
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # ended while we looked
+        if parent == pid and b"spawn_main" in command:
+            workers.append(int(stat.parent.name))
+    return workers
+
+
+def test_serve_with_worker_processes_keeps_one_pipeline_and_stops_them_all(server: Server) -> None:
+    url = server.start("--workers", "2")
+    assert server.process is not None and server.process.stdout is not None
+    token = server.process.stdout.readline().strip()  # the first start prints it before the workers start
+    assert token.startswith("cs_")
+    deadline = time.monotonic() + 30
+    while len(workers := spawned_workers(server.process.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(workers) == 2
+
+    # the syslog receiver runs once, in the main process; every worker reads what it stored
+    marker = f"civicsoc-workers-check-{os.getpid()}"
+    subprocess.run(["logger", "-n", "127.0.0.1", "-P", str(server.syslog_port), "-d", "-t", "sshd",
+                    f"Failed password for invalid user {marker} from 10.1.2.3 port 22 ssh2"], check=True)
+    headers = {"Authorization": f"Bearer {token}"}
+    params = {"from": "2000-01-01T00:00:00Z", "field": "organization.id:townhall", "limit": 1000}
+    for _ in range(50):
+        answers = [httpx.get(f"{url}/api/v1/events", headers=headers, params=params) for _ in range(8)]
+        assert {answer.status_code for answer in answers} == {200}
+        if all(marker in answer.text for answer in answers):
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the logger message never reached every worker's reads")
+    assert httpx.get(f"{url}/api/v1/incidents").status_code == 401  # workers keep auth, of course
+
+    returncode, _, stderr = server.stop()
+    assert returncode == 0, stderr
+    assert "in 2 worker processes" in stderr
+    assert not any(Path(f"/proc/{worker}").exists() for worker in workers)
