@@ -667,6 +667,8 @@ class LoadResult:
     seconds: float
     client_cpu_s: float
     server_cpu_s: float
+    store_cpu_s: float | None = None
+    """CPU seconds of the Elasticsearch node meanwhile (it shares the machine's cores); None for SQLite."""
 
 
 @dataclass(frozen=True)
@@ -756,20 +758,31 @@ async def _load(base: str, workload: Workload, clients: int, duration: float, wa
         return samples, errors, time.perf_counter() - warm_until
 
 
+def store_cpu_seconds(store: Store) -> float | None:
+    """CPU seconds the Elasticsearch node has used so far (node stats); None for an in-process store."""
+    client = getattr(store, "client", None)
+    if client is None:
+        return None
+    nodes = client.nodes.stats(metric="process")["nodes"].values()
+    return sum(node["process"]["cpu"]["total_in_millis"] for node in nodes) / 1000
+
+
 def run_load(base: str, server_pids: Sequence[int], workload: Workload, *, clients: int, duration: float,
-             warmup: float, think: float) -> LoadResult:
+             warmup: float, think: float, store: Store | None = None) -> LoadResult:
     # The load generator's own full collections (templates, workload: hundreds of thousands of objects)
     # would stall every client at once and show up as server latency: leave what exists now out of them.
     gc.collect()
     gc.freeze()
     client_cpu = time.process_time()
     server_cpu = cpu_seconds(server_pids)
+    store_cpu = store_cpu_seconds(store) if store is not None else None
     try:
         samples, errors, seconds = asyncio.run(_load(base, workload, clients, duration, warmup, think))
     finally:
         gc.unfreeze()
+    store_used = None if store is None or store_cpu is None else store_cpu_seconds(store) - store_cpu
     return LoadResult(samples, errors, seconds, time.process_time() - client_cpu,
-                      cpu_seconds(server_pids) - server_cpu)
+                      cpu_seconds(server_pids) - server_cpu, store_used)
 
 
 async def _burst(base: str, workload: Workload, clients: int) -> list[float]:
@@ -824,13 +837,16 @@ def summarize(result: LoadResult) -> dict[str, Any]:
         summary[kind] = {"n": len(samples), "rps": round(len(samples) / result.seconds, 1),
                          **percentiles([s.client_ms for s in samples]),
                          "server_p50": percentiles(server)["p50"], "server_p99": percentiles(server)["p99"]}
-    return {"requests": summary, "errors": len(result.errors), "seconds": round(result.seconds, 1),
-            "client_cpu_s": round(result.client_cpu_s, 1), "server_cpu_s": round(result.server_cpu_s, 1)}
+    cpu = {"client_cpu_s": round(result.client_cpu_s, 1), "server_cpu_s": round(result.server_cpu_s, 1)}
+    if result.store_cpu_s is not None:  # includes the warm-up seconds, like the other two
+        cpu["store_cpu_s"] = round(result.store_cpu_s, 1)
+    return {"requests": summary, "errors": len(result.errors), "seconds": round(result.seconds, 1), **cpu}
 
 
 def print_summary(title: str, figures: dict[str, Any]) -> None:
+    store = f", Elasticsearch {figures['store_cpu_s']} s" if "store_cpu_s" in figures else ""
     log(f"\n{title}: {figures['seconds']} s, {figures['errors']} errors, CPU: server {figures['server_cpu_s']} s, "
-        f"load generator {figures['client_cpu_s']} s")
+        f"load generator {figures['client_cpu_s']} s{store}")
     log(f"  {'request':20} {'n':>6} {'req/s':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}   "
         f"{'srv p50':>7} {'srv p99':>7}  (ms)")
     for kind, row in figures["requests"].items():
@@ -867,26 +883,32 @@ class QueryLog:
                 conn.set_trace_callback(None)
             return
         client = self.store.client  # type: ignore[attr-defined]
-        original = client.search
+        originals = {name: getattr(client, name) for name in ("search", "msearch")}
 
-        def search(**kwargs: Any) -> Any:
-            response = original(**kwargs)
-            self.took.append(response["took"])
-            return response
+        def timed(original: Callable[..., Any]) -> Callable[..., Any]:
+            def call(**kwargs: Any) -> Any:
+                response = original(**kwargs)
+                self.took.append(response["took"])  # a multi-search's took covers all its searches
+                return response
+            return call
 
-        client.search = search
+        for name, original in originals.items():
+            setattr(client, name, timed(original))
         try:
             yield self
         finally:
-            client.search = original
+            for name, original in originals.items():
+                setattr(client, name, original)
 
 
 def breakdown(store: Store, workload: Workload, samples: int = 60) -> dict[str, Any]:
     """Median time of each step of the two routes, called in-process as the routes call them."""
     from api.schemas import EventOut, IncidentDetailOut, Page, incident_out
     from civicsoc import triage
+    from civicsoc.records import Comment, PlaybookRun, Submission
+    from civicsoc.tenancy import regime_of, tenant_read
     from playbooks.loader import load_playbooks
-    from playbooks.service import incident_progress
+    from playbooks.service import describe_progress
 
     library = load_playbooks()
     rng = random.Random(7)
@@ -911,14 +933,20 @@ def breakdown(store: Store, workload: Workload, samples: int = 60) -> dict[str, 
         # The steps of ``api.routes.incidents.get_incident`` and ``triage.incident_detail``, one by one.
         current = timed("detail: incidents.get", lambda: store.incidents.get(scope, incident_id))
         alerts = timed("detail: alerts (get_many)", lambda: triage.incident_alerts(store, scope, current.record))
-        timeline = timed("detail: timeline events", lambda: triage.timeline(store, scope, alerts))
-        comments = timed("detail: comments", lambda: triage.comments(store, scope, incident_id))
-        playbooks, deadlines = timed("detail: playbooks+deadlines", lambda: incident_progress(
-            store, library, scope, current.record, datetime.now(UTC)))
+        reads = [*triage.timeline_reads(alerts), triage.of_incident(Comment, incident_id),
+                 triage.of_incident(Submission, incident_id), triage.of_incident(PlaybookRun, incident_id),
+                 tenant_read(current.record.tenant)]
+        *events, comments, submissions, runs, tenant = timed(
+            "detail: the rest (read_together)", lambda: store.read_together(scope, reads))
+        playbooks, deadlines = timed("detail: playbooks+deadlines", lambda: describe_progress(
+            library, current.record, runs.items, regime_of(tenant), datetime.now(UTC),
+            [item.record for item in submissions.items]))
         timed("detail: serialise (pydantic)", lambda: IncidentDetailOut(
             incident=incident_out(current), alerts=alerts,
-            timeline=[EventOut(id=e.id, tenant=e.tenant, timestamp=e.timestamp, fields=e.fields) for e in timeline],
-            comments=comments, playbooks=playbooks, deadlines=[d.as_dict() for d in deadlines]).model_dump_json())
+            timeline=[EventOut(id=e.id, tenant=e.tenant, timestamp=e.timestamp, fields=e.fields)
+                      for e in triage.timeline_of(events)],
+            comments=[item.record for item in comments.items], playbooks=playbooks,
+            deadlines=[d.as_dict() for d in deadlines]).model_dump_json())
 
     for _ in range(samples):
         detail(rng.choice(workload.ids[tenant]))
@@ -974,11 +1002,12 @@ def measure(label: str, store_url: str, prefix: str | None, store: Store, seeded
             if "check" not in figures:
                 figures["check"] = verify_lists(base, store, seeded, workload.secrets)
             warm_tokens(base, workload, workers)
-            single = run_load(base, pids, workload, clients=1, duration=args.single_duration, warmup=1, think=0)
+            single = run_load(base, pids, workload, clients=1, duration=args.single_duration, warmup=1, think=0,
+                              store=store)
             run["1_client"] = summarize(single)
             print_summary(f"{label}, workers={workers}, 1 client", run["1_client"])
             loaded = run_load(base, pids, workload, clients=args.clients, duration=args.duration,
-                              warmup=args.warmup, think=args.think)
+                              warmup=args.warmup, think=args.think, store=store)
             run[f"{args.clients}_clients"] = summarize(loaded)
             run["server_peak_rss_mib"] = peak_rss_of(pids)
             think = f", think {args.think * 1000:.0f} ms" if args.think else ""

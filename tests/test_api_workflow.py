@@ -203,8 +203,18 @@ def test_collector_heartbeats_and_silence(soc: Soc) -> None:
 
 def test_metrics_count_requests_and_incidents(soc: Soc) -> None:
     soc.client.get(f"{API}/incidents", headers=analyst(soc))
+    soc.client.get(f"{API}/incidents")  # no token
+    soc.client.get(f"{API}/incidents/no-such-incident", headers=analyst(soc))
+    soc.client.get(f"{API}/incidents/no-such-incident", headers=analyst(soc))
+    soc.client.get("/no/such/route", headers=analyst(soc))
     text = soc.client.get("/metrics", headers=soc.admin_headers).text
     assert 'civicsoc_http_requests_total{method="GET",route="/api/v1/incidents",status="200"}' in text
+    assert 'civicsoc_http_requests_total{method="GET",route="/api/v1/incidents",status="401"} 1.0' in text
+    # the route's template, never the id: label values stay bounded
+    assert ('civicsoc_http_requests_total{method="GET",route="/api/v1/incidents/{incident_id}",status="404"} 2.0'
+            in text)
+    assert 'civicsoc_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
+    assert "no-such-incident" not in text
     total = soc.store.incidents.count(Scope.all(), RecordQuery())
     gauges = [line for line in text.splitlines() if line.startswith("civicsoc_incidents{")]
     assert sum(float(line.rsplit(" ", 1)[1]) for line in gauges) == total
