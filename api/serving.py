@@ -1,9 +1,10 @@
 """The app as ``civicsoc serve`` runs it: in its own process, or in several worker processes.
 
-One Python process answers one request at a time per core it can hold the GIL on; a regional SOC with
-many analysts on an Elasticsearch cluster needs more. ``civicsoc serve --workers N`` keeps the
-streaming pipeline and the syslog receiver in the main process (one writer, one first-start token)
-and lets uvicorn run N API processes, each building the app here from the same configuration.
+One Python process runs Python code on one core at a time (the GIL), however many requests it has in
+flight; a regional SOC with many analysts on an Elasticsearch cluster needs more than one.
+``civicsoc serve --workers N`` keeps the streaming pipeline and the syslog receiver in the main
+process (one writer, one first-start token) and lets uvicorn run N API processes, each building the
+app here from the same configuration.
 uvicorn starts workers by importing a factory by name, without arguments, so what the main process
 was told on its command line reaches them in one environment variable (``WORKER_ENV``).
 """

@@ -287,8 +287,8 @@ def set_alert_status(store: Store, scope: Scope, actor: str, alert_id: str, stat
 
 @dataclass(frozen=True, slots=True)
 class IncidentDetail:
-    """Everything the incident page shows, read in three round trips: the incident, its alerts, then
-    the rest together (``Store.read_together``)."""
+    """Everything the incident page shows, read in three steps: the incident, its alerts, then the
+    rest together (``Store.read_together``: one round trip on Elasticsearch)."""
 
     incident: Versioned[Incident]
     alerts: list[Alert]
