@@ -49,7 +49,7 @@ def build_worker_app() -> FastAPI:
     The main process has already set the store up and issued the first-start token; a worker only
     opens the store and loads the rules and playbooks.
     """
-    from civicsoc.cli import _load_rules
+    from detection.rules import load_configured_rules
     from playbooks.loader import load_playbooks
 
     try:
@@ -59,5 +59,5 @@ def build_worker_app() -> FastAPI:
                          "`civicsoc serve --workers N`") from None
     config = load_settings(options["config"], overrides={"store.url": options["store"]})
     store = open_store(config, setup=False)
-    ruleset = _load_rules(config, [Path(path) for path in options["rules"]], quiet=True)
+    ruleset = load_configured_rules(config.rules, [Path(path) for path in options["rules"]])
     return served_app(config, store, ruleset, load_playbooks())

@@ -291,14 +291,9 @@ def collect(
 
 
 def _load_rules(config: Settings, extra: list[Path] | None, *, quiet: bool = False) -> Any:
-    from detection.rules import builtin_rules_path, load_rules
+    from detection.rules import load_configured_rules
 
-    given = [*([builtin_rules_path()] if config.rules.builtin else []), *config.rules.paths, *(extra or [])]
-    paths = list(dict.fromkeys(path.resolve() for path in given))  # a folder named twice is loaded once
-    for path in paths:
-        if not path.exists():
-            raise ConfigError([f"rules path {path}: does not exist"])
-    ruleset = load_rules(paths, placeholders=config.rules.placeholders or None)
+    ruleset = load_configured_rules(config.rules, extra or ())
     if not quiet:
         err.print(f"rules: {len(ruleset.loaded)} loaded from {ruleset.files} files, {len(ruleset.skipped)} skipped "
                   "(civicsoc rules check lists why)", highlight=False)

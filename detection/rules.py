@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from sigma.collection import SigmaCollection
@@ -26,10 +26,14 @@ from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.filters import SigmaFilter
 from sigma.rule import SigmaRule
 
+from civicsoc.errors import ConfigError
 from detection import encodings
 from detection.correlation import Correlation, UnsupportedCorrelation, correlation_of
 from detection.matcher import CompiledRule, UnsupportedRule, compile_rule, fields_of
 from detection.pipelines import civicsoc_pipeline
+
+if TYPE_CHECKING:
+    from civicsoc.config import RulesSettings
 
 RULE_SUFFIXES = (".yml", ".yaml")
 
@@ -135,6 +139,18 @@ def builtin_rules_path() -> Path:
     """civicsoc's own rules, shipped with the install: ``rules/`` sits beside ``detection/`` both in
     the source tree and in site-packages (it is a data package of the same distribution)."""
     return Path(__file__).resolve().parent.parent / "rules"
+
+
+def load_configured_rules(settings: RulesSettings, extra: Iterable[Path] = ()) -> RuleSet:
+    """The rules a command or the API runs: civicsoc's own (unless ``rules.builtin`` is off), then
+    ``rules.paths``, then ``extra`` (``--rules``); a folder named twice is loaded once. A path that does
+    not exist is a configuration error, not an empty rule set."""
+    given = [*([builtin_rules_path()] if settings.builtin else []), *settings.paths, *extra]
+    paths = list(dict.fromkeys(path.resolve() for path in given))
+    for path in paths:
+        if not path.exists():
+            raise ConfigError([f"rules path {path}: does not exist"])
+    return load_rules(paths, placeholders=settings.placeholders or None)
 
 
 def iter_rule_files(paths: Iterable[Path | str]) -> Iterator[Path]:

@@ -15,7 +15,9 @@ import yaml
 from sigma.collection import SigmaCollection
 from sigma.exceptions import SigmaError
 
-from detection.rules import RuleSet, iter_rule_files, load_rules
+from civicsoc.config import RulesSettings
+from civicsoc.errors import ConfigError
+from detection.rules import RuleSet, builtin_rules_path, iter_rule_files, load_configured_rules, load_rules
 
 SIGMAHQ = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sigmahq-sigma"
 ALL_DIRS = ("rules", "rules-emerging-threats", "rules-threat-hunting", "rules-placeholder", "rules-compliance",
@@ -237,3 +239,20 @@ def test_current_attack_tactics_of_sigmahq_rules_are_kept(corpus: RuleSet) -> No
         assert list(by_path[path][0].tactics) == expected, path
         checked += 1
     assert checked > 1000  # 944 files tagged attack.stealth and 378 attack.defense-impairment in this copy
+
+
+def test_configured_rules_are_the_builtin_then_the_configured_then_the_extra_each_folder_once(tmp_path: Path) -> None:
+    builtin = builtin_rules_path()
+    folder = SIGMAHQ / "rules" / "windows" / "builtin" / "security" / "account_management"
+    own_files, their_files = len(list(iter_rule_files([builtin]))), len(list(iter_rule_files([folder])))
+    assert own_files and their_files
+
+    both = load_configured_rules(RulesSettings(paths=[folder]), [folder, Path(str(folder) + "/")])
+    assert both.files == own_files + their_files  # the folder named three times is read once
+    assert {rule.id for rule in load_rules([builtin]).loaded} <= {rule.id for rule in both.loaded}
+    only_theirs = load_configured_rules(RulesSettings(builtin=False), [folder])
+    assert only_theirs.files == their_files
+
+    missing = tmp_path / "no-such-rules"
+    with pytest.raises(ConfigError, match=f"rules path {re.escape(str(missing))}: does not exist"):
+        load_configured_rules(RulesSettings(paths=[missing]))
