@@ -10,7 +10,8 @@ all built here.
 Semantics (Sigma specification, with the choices it leaves open written down):
 
 * Strings compare case-insensitively unless ``|cased``; a ``.caseless`` field of the ECS mapping is always
-  compared case-insensitively (it names a lowercase-normalized Elasticsearch sub-field).
+  compared case-insensitively (it names a lowercase-normalized Elasticsearch sub-field). ``|re`` is not a
+  string comparison: on a ``.caseless`` target it runs on the base field, as the Lucene backend's does.
 * ``*`` matches any run of characters (newlines included), ``?`` exactly one; ``contains``/``startswith``/
   ``endswith`` are those wildcards added by pySigma.
 * ``|re`` searches the value (unanchored, Python ``re``; case-sensitive unless ``|i``; ``|m``, ``|s``
