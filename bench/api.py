@@ -906,7 +906,7 @@ def breakdown(store: Store, workload: Workload, samples: int = 60) -> dict[str, 
     from api.schemas import EventOut, IncidentDetailOut, Page, incident_out
     from civicsoc import triage
     from civicsoc.records import Comment, PlaybookRun, Submission
-    from civicsoc.tenancy import regime_of, tenant_read
+    from civicsoc.tenancy import regime_of, tenant_of, tenant_read
     from playbooks.loader import load_playbooks
     from playbooks.service import describe_progress
 
@@ -939,7 +939,7 @@ def breakdown(store: Store, workload: Workload, samples: int = 60) -> dict[str, 
         *events, comments, submissions, runs, tenant = timed(
             "detail: the rest (read_together)", lambda: store.read_together(scope, reads))
         playbooks, deadlines = timed("detail: playbooks+deadlines", lambda: describe_progress(
-            library, current.record, runs.items, regime_of(tenant), datetime.now(UTC),
+            library, current.record, runs.items, regime_of(tenant_of(tenant)), datetime.now(UTC),
             [item.record for item in submissions.items]))
         timed("detail: serialise (pydantic)", lambda: IncidentDetailOut(
             incident=incident_out(current), alerts=alerts,

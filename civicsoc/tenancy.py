@@ -13,22 +13,26 @@ from civicsoc.store import Page, RecordQuery, RecordRead, Scope, Store, Versione
 RETRIES = 8
 
 
+def regime_of(tenant: Tenant | None) -> NotificationRegime:
+    """A tenant's regime; ``eu`` for a tenant without a record (one created implicitly by ingest)."""
+    return tenant.notification_regime if tenant is not None else NotificationRegime.eu
+
+
 def notification_regime(store: Store, tenant: str) -> NotificationRegime:
-    """The tenant's regime; ``eu`` for a tenant without a record (one created implicitly by ingest)."""
     try:
-        return store.records(Tenant).get(Scope.of(tenant), tenant).record.notification_regime
+        return regime_of(store.records(Tenant).get(Scope.of(tenant), tenant).record)
     except NotFound:
-        return NotificationRegime.eu
+        return regime_of(None)
 
 
 def tenant_read(tenant: str) -> RecordRead[Tenant]:
-    """The tenant's record as a read to send with others (``Store.read_together``); see ``regime_of``."""
+    """The tenant's record as a read to send with others (``Store.read_together``); see ``tenant_of``."""
     return RecordRead(Tenant, RecordQuery.where({"id": tenant}, sort="id", limit=1))
 
 
-def regime_of(page: Page[Versioned[Tenant]]) -> NotificationRegime:
-    """The regime in the page ``tenant_read`` asked for; ``eu`` when the tenant has no record."""
-    return page.items[0].record.notification_regime if page.items else NotificationRegime.eu
+def tenant_of(page: Page[Versioned[Tenant]]) -> Tenant | None:
+    """The record in the page ``tenant_read`` asked for, if the tenant has one."""
+    return page.items[0].record if page.items else None
 
 
 def set_notification_regime(store: Store, scope: Scope, tenant: str, regime: NotificationRegime | str,

@@ -37,7 +37,7 @@ from civicsoc.records import (
 )
 from civicsoc.store import EventQuery, EventRead, Page, RecordQuery, RecordRead, Scope, Store, TimeRange, Versioned
 from civicsoc.store.base import MAX_PAGE, R
-from civicsoc.tenancy import regime_of, tenant_read
+from civicsoc.tenancy import regime_of, tenant_of, tenant_read
 
 FORWARD = [IncidentStatus.new, IncidentStatus.acknowledged, IncidentStatus.investigating,
            IncidentStatus.contained, IncidentStatus.resolved]
@@ -339,4 +339,4 @@ def incident_detail(store: Store, scope: Scope, incident_id: str) -> IncidentDet
         of_incident(PlaybookRun, incident_id), tenant_read(current.record.tenant)])
     return IncidentDetail(current, alerts, timeline_of(event_pages), [item.record for item in comment_page.items],
                           [item.record for item in submission_page.items], list(run_page.items),
-                          regime_of(tenant_page))
+                          regime_of(tenant_of(tenant_page)))

@@ -16,6 +16,7 @@ from civicsoc.errors import NotFound
 from civicsoc.records import Incident, NotificationRegime, PlaybookRun, Submission, Tenant
 from civicsoc.store import RecordQuery, Scope, Store, TimeRange
 from civicsoc.store.base import MAX_PAGE
+from civicsoc.tenancy import regime_of
 from civicsoc.tokens import list_tenants
 from playbooks.loader import PlaybookLibrary
 from playbooks.model import Playbook
@@ -54,8 +55,7 @@ def tenant_names(store: Store, scope: Scope, tenants: Sequence[str]) -> dict[str
 
 def tenant_regimes(store: Store, scope: Scope, tenants: Sequence[str]) -> dict[str, NotificationRegime]:
     """Each tenant's notification regime (``eu`` for a tenant without a record)."""
-    return {tenant: record.notification_regime if record else NotificationRegime.eu
-            for tenant, record in _tenants(store, scope, tenants).items()}
+    return {tenant: regime_of(record) for tenant, record in _tenants(store, scope, tenants).items()}
 
 
 def load_incidents(store: Store, scope: Scope, tenants: Sequence[str], period: TimeRange,
@@ -111,7 +111,7 @@ def incident_case(store: Store, library: PlaybookLibrary | None, scope: Scope, i
     submissions = load_submissions(store, scope, [incident.id]).get(incident.id, [])
     tenant = _tenants(store, scope, [incident.tenant])[incident.tenant]  # one read for its name and regime
     facts = incident_facts(incident, runs, _playbooks(library), now, submissions=submissions,
-                           regime=tenant.notification_regime if tenant else NotificationRegime.eu)
+                           regime=regime_of(tenant))
     return IncidentCase(facts=facts, tenant_name=tenant.name if tenant else incident.tenant,
                         alerts=tuple(alerts), comments=tuple(triage.comments(store, scope, incident.id)),
                         events=tuple(triage.timeline(store, scope, alerts)))

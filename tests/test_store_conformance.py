@@ -27,7 +27,7 @@ from civicsoc.store import (
     Terms,
     TimeRange,
 )
-from civicsoc.tenancy import regime_of, tenant_read
+from civicsoc.tenancy import regime_of, tenant_of, tenant_read
 
 A, B = "agency-a", "agency-b"
 EVERYTHING = TimeRange(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
@@ -495,8 +495,8 @@ def test_read_together_answers_each_read_as_if_asked_alone(loaded: Store, events
     assert [e.id for e in events.items] == time_order([e for e in chosen if e.tenant == A])
     assert events.next_cursor is None
     assert [(item.record.id, item.record.assignee) for item in assigned.items] == [(made[4].id, "ana")]
-    assert regime_of(tenant_a) == NotificationRegime.us_federal
-    assert tenant_b.items == [] and regime_of(tenant_b) == NotificationRegime.eu
+    assert regime_of(tenant_of(tenant_a)) == NotificationRegime.us_federal
+    assert tenant_b.items == [] and tenant_of(tenant_b) is None and regime_of(None) == NotificationRegime.eu
     assert nothing.items == [] and nothing.next_cursor is None
     # another tenant's scope sees only its own, whatever is asked
     newest_b, assigned_b, tenant_a_from_b = loaded.read_together(Scope.of(B), [reads[0], reads[2], reads[3]])
